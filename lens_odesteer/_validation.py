@@ -29,7 +29,8 @@ def as_float_acts(acts: object, name: str = "acts", *, min_rows: int = 0) -> Ten
             acts = torch.as_tensor(acts)
         except Exception as exc:  # pragma: no cover - depends on the foreign object
             raise InvalidActivationsError(
-                f"`{name}` must be a torch.Tensor of shape [..., d_model]; got {type(acts).__name__}."
+                f"`{name}` must be a torch.Tensor of shape [..., d_model]; "
+                f"got {type(acts).__name__}."
             ) from exc
     if not acts.is_floating_point():
         raise InvalidActivationsError(
@@ -37,9 +38,7 @@ def as_float_acts(acts: object, name: str = "acts", *, min_rows: int = 0) -> Ten
             "Convert it with `.float()` if these really are activations."
         )
     if acts.ndim < 1:
-        raise InvalidActivationsError(
-            f"`{name}` must have shape [..., d_model]; got a 0-d tensor."
-        )
+        raise InvalidActivationsError(f"`{name}` must have shape [..., d_model]; got a 0-d tensor.")
     if acts.shape[-1] == 0:
         raise InvalidActivationsError(f"`{name}` has d_model=0; expected a positive width.")
     n_rows = acts[..., 0].numel()
@@ -156,7 +155,7 @@ def check_finite_float(
             value = float(value)
         else:
             raise InvalidParameterError(f"`{name}` must be a real number; got {value!r}.")
-    out = float(value)  # type: ignore[arg-type]
+    out = float(value)
     if not math.isfinite(out):
         raise InvalidParameterError(f"`{name}` must be finite; got {out}.")
     if minimum is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "FileFormatError",
     "HookNameError",
+    "IntegrationError",
     "InvalidActivationsError",
     "InvalidParameterError",
     "LensOdesteerError",
@@ -47,3 +48,7 @@ class HookNameError(LensOdesteerError, KeyError):
 
 class FileFormatError(LensOdesteerError, ValueError):
     """A file that is missing, truncated, foreign or of an unsupported schema version."""
+
+
+class IntegrationError(LensOdesteerError, RuntimeError):
+    """An ODE solve that could not finish (for example the adaptive solver ran out of steps)."""

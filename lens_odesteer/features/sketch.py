@@ -1,0 +1,162 @@
+r"""The normalised polynomial TensorSketch used by ODESteer.
+
+``phi(a)`` approximates the polynomial kernel on directions,
+:math:`k(a, a') = (\gamma \cos(a, a') + c_0)^p`, with a degree-``p`` TensorSketch
+(Pham & Pagh, 2013): ``x = [sqrt(gamma) a/|a| ; sqrt(coef0)]``, ``p`` independent CountSketches
+``u_k = C_k x`` (random hash ``[d+1] -> [n]`` and random signs), and
+``phi = irfft(prod_k rfft(u_k))``, the circular convolution of the sketches.
+
+The gradient of ``w . phi(a)`` is analytic: the adjoint of a circular convolution is a circular
+correlation, so ``d(w . phi)/d u_k = irfft(rfft(w) * conj(prod_{j != k} rfft(u_j)))``; the adjoint
+of a CountSketch is a signed gather; the normalisation contributes the projection
+``(I - a_hat a_hat^T) / |a|``. Because ``phi`` depends on ``a / |a|`` only, the gradient is
+orthogonal to ``a``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from lens_odesteer._validation import check_finite_float, check_positive_int
+from lens_odesteer.features.base import AbstractFeatureMap
+
+
+class PolynomialSketch(AbstractFeatureMap):
+    """Degree-``degree`` TensorSketch of ``[sqrt(gamma) a_hat ; sqrt(coef0)]`` (ODESteer's phi).
+
+    Args:
+        n_components: sketch width ``n`` (ODESteer: 8000).
+        degree: polynomial degree ``p`` (ODESteer: 2).
+        gamma: scale of the direction term (ODESteer: 0.1).
+        coef0: constant term (ODESteer: 1.0).
+        normalize: use ``a / |a|`` (True, ODESteer) or ``a`` itself.
+        seed: seed of the hashes and signs, drawn in ``fit``.
+        min_norm: activations with a smaller norm are treated as having this norm.
+
+    Attributes:
+        hashes_: ``[degree, d_model + 1]`` bucket of each input coordinate.
+        signs_: ``[degree, d_model + 1]`` random signs (+1/-1).
+        d_model_: input width seen in ``fit``.
+
+    Example:
+        >>> import torch
+        >>> from lens_odesteer.features import PolynomialSketch
+        >>> phi = PolynomialSketch(n_components=64, seed=0).fit(torch.randn(10, 8))
+        >>> phi.transform(torch.randn(3, 8)).shape
+        torch.Size([3, 64])
+    """
+
+    _tensor_attrs = ("hashes_", "signs_")
+    _scalar_attrs = ("d_model_",)
+
+    def __init__(
+        self,
+        n_components: int = 8000,
+        degree: int = 2,
+        gamma: float = 0.1,
+        coef0: float = 1.0,
+        normalize: bool = True,
+        seed: int = 0,
+        min_norm: float = 1e-6,
+    ) -> None:
+        self.n_components = n_components
+        self.degree = degree
+        self.gamma = gamma
+        self.coef0 = coef0
+        self.normalize = normalize
+        self.seed = seed
+        self.min_norm = min_norm
+
+    @property
+    def n_features_out(self) -> int:
+        return self.n_components
+
+    def fit(self, acts: Float[Tensor, "n_samples d_model"]) -> PolynomialSketch:
+        """Draw hashes and signs for inputs of width ``acts.shape[-1]`` from ``seed``."""
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.degree, "degree")
+        check_finite_float(self.gamma, "gamma", minimum=0.0, strict=True)
+        check_finite_float(self.coef0, "coef0", minimum=0.0)
+        check_positive_int(self.seed, "seed", minimum=0)
+        d = int(acts.shape[-1])
+        gen = torch.Generator().manual_seed(self.seed)
+        self.hashes_: Int[Tensor, "degree d_plus_1"] = torch.randint(
+            0, self.n_components, (self.degree, d + 1), generator=gen
+        )
+        bits = torch.randint(0, 2, (self.degree, d + 1), generator=gen)
+        self.signs_: Float[Tensor, "degree d_plus_1"] = (bits * 2 - 1).to(acts.dtype)
+        self.d_model_ = d
+        return self
+
+    # -- forward pieces -------------------------------------------------------------------------
+    def _direction(self, acts: Tensor) -> tuple[Tensor, Tensor]:
+        if self.normalize:
+            norm = acts.norm(dim=-1, keepdim=True).clamp_min(self.min_norm)
+            return acts / norm, norm
+        return acts, torch.ones_like(acts[..., :1])
+
+    def _extended(self, a_hat: Tensor) -> Tensor:
+        const = torch.full_like(a_hat[..., :1], math.sqrt(self.coef0))
+        return torch.cat([a_hat * math.sqrt(self.gamma), const], dim=-1)
+
+    def _count_sketches(self, x: Tensor) -> Tensor:
+        """``[degree, batch, n]``: each CountSketch of the rows of ``x``."""
+        out = x.new_zeros(self.degree, x.shape[0], self.n_components)
+        for k in range(self.degree):
+            out[k].index_add_(1, self.hashes_[k], x * self.signs_[k])
+        return out
+
+    def transform(self, acts: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch n_feat"]:
+        self._check_is_fitted()
+        lead = acts.shape[:-1]
+        flat = acts.reshape(-1, acts.shape[-1])
+        a_hat, _ = self._direction(flat)
+        spectra = torch.fft.rfft(self._count_sketches(self._extended(a_hat)), dim=-1)
+        phi = torch.fft.irfft(spectra.prod(dim=0), n=self.n_components, dim=-1)
+        return phi.reshape(*lead, self.n_components)
+
+    def dot_and_grad(
+        self, acts: Float[Tensor, "batch d_model"], coef: Float[Tensor, " n_feat"]
+    ) -> tuple[Float[Tensor, " batch"], Float[Tensor, "batch d_model"]]:
+        self._check_is_fitted()
+        return self.dot_and_grad_spectrum(acts, coef, torch.fft.rfft(coef))
+
+    def dot_and_grad_spectrum(
+        self,
+        acts: Float[Tensor, "batch d_model"],
+        coef: Float[Tensor, " n_feat"],
+        coef_spectrum: Tensor,
+    ) -> tuple[Float[Tensor, " batch"], Float[Tensor, "batch d_model"]]:
+        """``dot_and_grad`` with ``rfft(coef)`` precomputed (the barrier caches it)."""
+        n = self.n_components
+        a_hat, norm = self._direction(acts)
+        spectra = torch.fft.rfft(self._count_sketches(self._extended(a_hat)), dim=-1)
+        phi = torch.fft.irfft(spectra.prod(dim=0), n=n, dim=-1)
+        value = phi @ coef
+        grad_x = torch.zeros(acts.shape[0], acts.shape[1] + 1, dtype=acts.dtype, device=acts.device)
+        for k in range(self.degree):
+            others = _prod_except(spectra, k)
+            g_u = torch.fft.irfft(coef_spectrum * others.conj(), n=n, dim=-1)
+            grad_x += g_u[:, self.hashes_[k]] * self.signs_[k]
+        g_hat = grad_x[:, :-1] * math.sqrt(self.gamma)
+        if self.normalize:
+            radial = (g_hat * a_hat).sum(-1, keepdim=True)
+            grad = (g_hat - radial * a_hat) / norm
+        else:
+            grad = g_hat
+        return value, grad
+
+
+def _prod_except(spectra: Tensor, k: int) -> Tensor:
+    """Product over the leading axis of ``spectra`` leaving out index ``k``."""
+    if spectra.shape[0] == 1:
+        return torch.ones_like(spectra[0])
+    idx = [j for j in range(spectra.shape[0]) if j != k]
+    out = spectra[idx[0]]
+    for j in idx[1:]:
+        out = out * spectra[j]
+    return out
