@@ -7,6 +7,11 @@ Example:
     torch.Size([4, 576])
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lens_odesteer._version import __version__
 from lens_odesteer.barriers import (
     AbstractBarrier,
@@ -14,6 +19,7 @@ from lens_odesteer.barriers import (
     LinearBarrier,
     MLPValueBarrier,
 )
+from lens_odesteer.datasets import ContrastDataset, ContrastPair, format_chat, load_builtin
 from lens_odesteer.errors import (
     FileFormatError,
     HookNameError,
@@ -21,6 +27,7 @@ from lens_odesteer.errors import (
     InvalidActivationsError,
     InvalidParameterError,
     LensOdesteerError,
+    ModelLoadError,
     NotFittedError,
     ShapeMismatchError,
 )
@@ -32,6 +39,15 @@ from lens_odesteer.features import (
 )
 from lens_odesteer.flows import Trajectory, integrate
 from lens_odesteer.io import load_steerer, read_header, save_steerer
+from lens_odesteer.models.names import (
+    attn_out,
+    mlp_out,
+    model_d_model,
+    model_n_layers,
+    resid_post,
+    resid_pre,
+    validate_hook_name,
+)
 from lens_odesteer.steerers import (
     CAA,
     ITI,
@@ -46,12 +62,39 @@ from lens_odesteer.steerers import (
     ValueSteer,
 )
 
+if TYPE_CHECKING:
+    from lens_odesteer.activations import answer_spans, collect_activations
+    from lens_odesteer.models.loading import load_model, model_provenance
+    from lens_odesteer.models.tiny import tiny_bridge
+
+# Names whose modules import transformers / TransformerLens are loaded on first use, so that
+# `import lens_odesteer` stays fast for pure-tensor work.
+_LAZY = {
+    "answer_spans": "lens_odesteer.activations",
+    "collect_activations": "lens_odesteer.activations",
+    "load_model": "lens_odesteer.models.loading",
+    "model_provenance": "lens_odesteer.models.loading",
+    "tiny_bridge": "lens_odesteer.models.tiny",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "CAA",
     "ITI",
     "AbstractBarrier",
     "AbstractFeatureMap",
     "AbstractSteerer",
+    "ContrastDataset",
+    "ContrastPair",
     "FileFormatError",
     "HookNameError",
     "IdentityFeatures",
@@ -64,6 +107,7 @@ __all__ = [
     "LinearBarrier",
     "MLPValueBarrier",
     "MiMiC",
+    "ModelLoadError",
     "NotFittedError",
     "ODESteer",
     "PolynomialSketch",
@@ -76,8 +120,22 @@ __all__ = [
     "Trajectory",
     "ValueSteer",
     "__version__",
+    "answer_spans",
+    "attn_out",
+    "collect_activations",
+    "format_chat",
     "integrate",
+    "load_builtin",
+    "load_model",
     "load_steerer",
+    "mlp_out",
+    "model_d_model",
+    "model_n_layers",
+    "model_provenance",
     "read_header",
+    "resid_post",
+    "resid_pre",
     "save_steerer",
+    "tiny_bridge",
+    "validate_hook_name",
 ]

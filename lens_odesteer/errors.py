@@ -14,6 +14,7 @@ __all__ = [
     "InvalidActivationsError",
     "InvalidParameterError",
     "LensOdesteerError",
+    "ModelLoadError",
     "NotFittedError",
     "ShapeMismatchError",
 ]
@@ -52,3 +53,7 @@ class FileFormatError(LensOdesteerError, ValueError):
 
 class IntegrationError(LensOdesteerError, RuntimeError):
     """An ODE solve that could not finish (for example the adaptive solver ran out of steps)."""
+
+
+class ModelLoadError(LensOdesteerError, OSError):
+    """A model that cannot be found or fetched (e.g. a hub name on an offline machine)."""

@@ -11,7 +11,6 @@ as the other barriers (full-batch L-BFGS, deterministic given ``seed``), and
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +27,8 @@ class MLPValueBarrier(AbstractBarrier):
     Args:
         hidden: hidden width.
         weight_decay: L2 penalty on all weights (per sample, as in ``mean loss + wd/2 |theta|^2``).
-        max_iter: L-BFGS iterations.
+        max_iter: L-BFGS iterations (the network is not trained to convergence; like early
+            stopping, the budget is part of the regularisation).
         standardize: standardise each input coordinate with the fit data's mean and std.
         seed: seed of the initial weights.
 
@@ -113,13 +113,6 @@ class MLPValueBarrier(AbstractBarrier):
                 "MLPValueBarrier training diverged (non-finite weights); raise `weight_decay`."
             )
         n_iter = int(opt.state[opt._params[0]].get("n_iter", 0))
-        if n_iter >= self.max_iter:
-            warnings.warn(
-                f"MLPValueBarrier used all {self.max_iter} L-BFGS iterations; the value network "
-                "may be under-trained (raise `max_iter`).",
-                UserWarning,
-                stacklevel=3,
-            )
         pi = len(pos_acts) / n
         self.w1_, self.b1_, self.w2_ = final[0], final[1], final[2]
         self.b2_ = float(final[3])

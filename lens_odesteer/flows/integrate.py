@@ -45,6 +45,8 @@ def integrate(
     rtol: float = 1e-5,
     atol: float = 1e-5,
     max_steps: int = 10_000,
+    min_step: float | None = None,
+    stop_on_reversal: bool = False,
 ) -> Trajectory:
     """Solve ``dy/dt = field(y)`` on ``[0, T]`` for every row of ``y0``.
 
@@ -62,6 +64,12 @@ def integrate(
             (adaptive, default ``n_steps + 1``); ``"end"`` saves only ``0`` and ``T``.
         rtol, atol: adaptive error tolerances (per row, RMS norm).
         max_steps: adaptive step budget per row before :class:`IntegrationError`.
+        min_step: adaptive steps this short are accepted whatever their error estimate
+            (default ``T * 1e-3``). A normalised gradient field is discontinuous at a maximum of
+            ``h``; without a floor the error control would shrink steps there forever.
+        stop_on_reversal: adaptive only; hold a row still once its field points against the
+            field of its previous accepted step. For a normalised gradient flow that means the
+            row has reached a maximum of ``h``, where the flow ends.
 
     Returns:
         A :class:`Trajectory` with ``ys`` of shape ``[n_saved, batch, d]`` (``hs`` is None; the
@@ -91,8 +99,20 @@ def integrate(
     if method.adaptive:
         n_save_eff = 2 if save == "end" else (n_save or n_steps + 1)
         check_positive_int(n_save_eff, "n_save", minimum=2)
+        floor = T * 1e-3 if min_step is None else check_finite_float(min_step, "min_step")
         return _integrate_adaptive(
-            field, y0, T, method, n_steps, margin, n_save_eff, rtol, atol, max_steps
+            field,
+            y0,
+            T,
+            method,
+            n_steps,
+            margin,
+            n_save_eff,
+            rtol,
+            atol,
+            max_steps,
+            floor,
+            stop_on_reversal,
         )
     return _integrate_fixed(field, y0, T, method, n_steps, margin, save)
 
@@ -173,6 +193,8 @@ def _integrate_adaptive(
     rtol: float,
     atol: float,
     max_steps: int,
+    min_step: float,
+    stop_on_reversal: bool,
 ) -> Trajectory:
     assert method.b_err is not None
     rtol = check_finite_float(rtol, "rtol", minimum=0.0)
@@ -195,6 +217,13 @@ def _integrate_adaptive(
     n_evals = n_rows = n_rejected = 0
     steps_taken = torch.zeros(batch, dtype=torch.long, device=y0.device)
     order = min(method.order, 4)
+    prev_k1 = torch.zeros_like(y0) if stop_on_reversal else None
+
+    def hold(rows: Tensor) -> None:
+        done[rows] = True
+        for r in rows.tolist():  # fill the remaining save slots with the held state
+            ys[int(next_save[r]) :, r] = y[r]
+
     while not bool(done.all()):
         idx = (~done).nonzero().flatten()
         if int(steps_taken[idx].max()) >= max_steps:
@@ -209,12 +238,17 @@ def _integrate_adaptive(
             assert stopped is not None and margin is not None
             reached = h >= margin
             if bool(reached.any()):
-                frozen = idx[reached]
-                stopped[frozen] = True
-                done[frozen] = True
-                for r in frozen.tolist():  # fill the remaining save slots with the frozen state
-                    ys[int(next_save[r]) :, r] = y[r]
+                stopped[idx[reached]] = True
+                hold(idx[reached])
                 keep = ~reached
+                idx, y_r, k1 = idx[keep], y_r[keep], k1[keep]
+                if idx.numel() == 0:
+                    continue
+        if prev_k1 is not None:
+            reversed_ = (k1 * prev_k1[idx]).sum(-1) < 0
+            if bool(reversed_.any()):
+                hold(idx[reversed_])
+                keep = ~reversed_
                 idx, y_r, k1 = idx[keep], y_r[keep], k1[keep]
                 if idx.numel() == 0:
                     continue
@@ -230,7 +264,7 @@ def _integrate_adaptive(
         y_lo = method.combine(y_r, step, ks, method.b_err)
         scale = atol + rtol * torch.maximum(y_r.abs(), y_hi.abs())
         err = ((y_hi - y_lo) / scale).pow(2).mean(-1).sqrt().to(torch.float64)
-        accept = err <= 1.0
+        accept = (err <= 1.0) | (dt_r <= min_step)
         factor = torch.where(
             err > 0, 0.9 * err.clamp_min(1e-10).pow(-1.0 / (order + 1)), torch.full_like(err, 5.0)
         ).clamp(0.2, 5.0)
@@ -239,6 +273,8 @@ def _integrate_adaptive(
         acc = idx[accept]
         if acc.numel() > 0:
             y = y.index_copy(0, acc, y_hi[accept])
+            if prev_k1 is not None:
+                prev_k1[acc] = k1[accept]
             new_t = torch.where(hits[accept], target[accept], t[acc] + dt_r[accept])
             t[acc] = new_t
             hit_rows = acc[hits[accept]]
@@ -247,5 +283,6 @@ def _integrate_adaptive(
                 ys[slots, hit_rows] = y[hit_rows]
                 next_save[hit_rows] = slots + 1
                 done[hit_rows] = next_save[hit_rows] >= n_save
-        dt[idx] = torch.where(accept & hits, torch.maximum(dt[idx], dt_r * factor), dt_r * factor)
+        new_dt = torch.where(accept & hits, torch.maximum(dt[idx], dt_r * factor), dt_r * factor)
+        dt[idx] = new_dt.clamp_min(min_step)
     return Trajectory(ts, ys, None, n_evals, n_rows, stopped, n_rejected)

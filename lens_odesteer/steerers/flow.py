@@ -104,6 +104,7 @@ class _FlowSteerer(AbstractSteerer):
             n_save=n_save,
             rtol=self.rtol,
             atol=self.atol,
+            stop_on_reversal=self.normalize,
         )
 
     def _steer(

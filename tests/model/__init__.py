@@ -1,0 +1,1 @@
+"""Tests of lens_odesteer.models and lens_odesteer.activations."""

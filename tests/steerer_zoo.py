@@ -1,0 +1,27 @@
+"""Small, fast configurations of every steerer, shared by the unit and property tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lens_odesteer as lo
+
+ALL_STEERERS: dict[str, Callable[[], lo.AbstractSteerer]] = {
+    "ODESteer": lambda: lo.ODESteer(n_components=256, gamma=1.0),
+    "ODESteer-rk4": lambda: lo.ODESteer(n_components=256, gamma=1.0, solver="rk4", n_steps=4),
+    "ODESteer-dopri5": lambda: lo.ODESteer(n_components=256, gamma=1.0, solver="dopri5"),
+    "StepODESteer": lambda: lo.StepODESteer(n_components=256, gamma=1.0),
+    "RFFODESteer": lambda: lo.RFFODESteer(n_components=128),
+    "RFFStepODESteer": lambda: lo.RFFStepODESteer(n_components=128),
+    "ValueSteer": lambda: lo.ValueSteer(hidden=8, value_max_iter=50),
+    "CAA": lambda: lo.CAA(),
+    "ITI": lambda: lo.ITI(),
+    "RepE": lambda: lo.RepE(),
+    "LinAcT": lambda: lo.LinAcT(),
+    "MiMiC": lambda: lo.MiMiC(),
+}
+
+#: Steerers that integrate a unit-norm barrier gradient.
+UNIT_FIELD_STEERERS = ["ODESteer", "ODESteer-rk4", "StepODESteer", "RFFODESteer", "RFFStepODESteer"]
+#: Steerers whose ``steer`` follows ``grad h`` of their own barrier.
+BARRIER_FLOW_STEERERS = [*UNIT_FIELD_STEERERS, "ODESteer-dopri5", "ValueSteer"]
