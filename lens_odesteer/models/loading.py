@@ -231,7 +231,10 @@ def _load_gguf(path: Path) -> tuple[Any, Any]:
         path.parent, gguf_file=path.name, local_files_only=True
     )
     hf_model: Any = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager",
+        path.parent,
+        gguf_file=path.name,
+        dtype=torch.float32,
+        attn_implementation="eager",
         local_files_only=True,
     )
     # The weights are plain fp32 now, but the config still says "gguf" and save_pretrained
@@ -288,11 +291,16 @@ def _load_cached(
         except Exception as exc:  # a broken cache must never stop the load
             warnings.warn(
                 f"The model cache at {target} failed to load ({type(exc).__name__}: {exc}); "
-                "rebuilding it.", UserWarning, stacklevel=4,
+                "rebuilding it.",
+                UserWarning,
+                stacklevel=4,
             )
     elif target.exists():
-        warnings.warn(f"The model cache at {target} is incomplete or stale; rebuilding it.",
-                      UserWarning, stacklevel=4)
+        warnings.warn(
+            f"The model cache at {target} is incomplete or stale; rebuilding it.",
+            UserWarning,
+            stacklevel=4,
+        )
     hf_model, tokenizer = build()
     try:
         _write_cache(hf_model, tokenizer, target, manifest)
@@ -300,7 +308,9 @@ def _load_cached(
         warnings.warn(
             f"Could not write the model cache to {target} ({type(exc).__name__}: {exc}); the "
             f"next load will be slow again. Set ${CACHE_ENV_VAR} or pass `cache_dir=` to a "
-            "writable folder.", UserWarning, stacklevel=4,
+            "writable folder.",
+            UserWarning,
+            stacklevel=4,
         )
         if dtype != torch.float32:
             from transformer_lens.utilities.multi_gpu import maybe_cast_floating_params

@@ -99,9 +99,7 @@ def is_bridge(model: HookedModel) -> bool:
 
     The check walks the class hierarchy by name, so it never imports TransformerLens.
     """
-    return any(
-        cls.__name__ in ("TransformerBridge", "BridgeCore") for cls in type(model).__mro__
-    )
+    return any(cls.__name__ in ("TransformerBridge", "BridgeCore") for cls in type(model).__mro__)
 
 
 def _cfg_int(model: HookedModel, field: str) -> int:

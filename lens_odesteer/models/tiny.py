@@ -84,9 +84,14 @@ def tiny_bridge(
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidParameterError(f"`seed` must be an integer; got {seed!r}.")
-    for value, name in ((n_layers, "n_layers"), (d_model, "d_model"), (n_heads, "n_heads"),
-                        (n_key_value_heads, "n_key_value_heads"), (d_mlp, "d_mlp"),
-                        (n_ctx, "n_ctx")):
+    for value, name in (
+        (n_layers, "n_layers"),
+        (d_model, "d_model"),
+        (n_heads, "n_heads"),
+        (n_key_value_heads, "n_key_value_heads"),
+        (d_mlp, "d_mlp"),
+        (n_ctx, "n_ctx"),
+    ):
         check_positive_int(value, name)
     if d_model % n_heads or n_heads % n_key_value_heads:
         raise InvalidParameterError(
@@ -116,7 +121,11 @@ def tiny_bridge(
         "lens_odesteer/tiny-llama", hf_model=hf_model, tokenizer=tokenizer, device="cpu"
     )
     record_provenance(
-        bridge, model_name="lens_odesteer/tiny-llama", source="tiny", path=None,
-        loaded_from="tiny", seed=seed,
+        bridge,
+        model_name="lens_odesteer/tiny-llama",
+        source="tiny",
+        path=None,
+        loaded_from="tiny",
+        seed=seed,
     )
     return bridge

@@ -220,7 +220,7 @@ class StepODESteer(ODESteer):
         >>> import torch, lens_odesteer as lo
         >>> pos, neg = torch.randn(64, 16) + 0.5, torch.randn(64, 16) - 0.5
         >>> s = lo.StepODESteer(n_components=512).fit(pos, neg)
-        >>> float((s.steer(neg, T=1.5) - neg).norm(dim=-1).max())  # unit field: moves exactly T
+        >>> round(float((s.steer(neg, T=1.5) - neg).norm(dim=-1).max()), 5)  # unit field
         1.5
     """
 

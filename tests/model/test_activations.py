@@ -91,8 +91,9 @@ def test_pad_tokens_are_never_read(
     for pad_id in (2, 0, 100, 258):
         monkeypatch.setattr(activations_module, "_pad_id", lambda model, pad_id=pad_id: pad_id)
         results.append(
-            collect_activations(tiny, TEXTS, [HOOK, mlp_out(1)], position="mean", batch_size=6,
-                                progress=False)
+            collect_activations(
+                tiny, TEXTS, [HOOK, mlp_out(1)], position="mean", batch_size=6, progress=False
+            )
         )
     for other in results[1:]:
         for name in (HOOK, mlp_out(1)):
@@ -240,10 +241,12 @@ class ClassicLike:
 def test_classic_models_are_supported_by_duck_typing(fresh_tiny: TransformerBridge) -> None:
     classic = ClassicLike(fresh_tiny)
     side = classic.tokenizer.padding_side
-    out = collect_activations(classic, TEXTS, [HOOK, mlp_out(1)], position="mean", batch_size=4,
-                              progress=False)
-    expected = collect_activations(fresh_tiny, TEXTS, [HOOK, mlp_out(1)], position="mean",
-                                   batch_size=4, progress=False)
+    out = collect_activations(
+        classic, TEXTS, [HOOK, mlp_out(1)], position="mean", batch_size=4, progress=False
+    )
+    expected = collect_activations(
+        fresh_tiny, TEXTS, [HOOK, mlp_out(1)], position="mean", batch_size=4, progress=False
+    )
     assert isinstance(out, dict) and isinstance(expected, dict)
     for name in expected:
         assert torch.equal(out[name], expected[name])

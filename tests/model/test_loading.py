@@ -30,9 +30,18 @@ MANIFEST = {"format": 1, "source_file": "fake.gguf", "source_size": 123}
 
 def tiny_hf() -> tuple[Any, Any]:
     tok = byte_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                      max_position_embeddings=64, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
     cfg.architectures = ["LlamaForCausalLM"]
     torch.manual_seed(0)
     return LlamaForCausalLM(cfg).eval(), tok
@@ -186,13 +195,23 @@ def test_missing_default_package_is_explained(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_provenance_of_a_classic_model() -> None:
-    cfg = SimpleNamespace(model_name="gpt2", n_layers=12, d_model=768, d_vocab=50257, device="cpu",
-                          dtype=torch.float32, original_architecture="GPT2LMHeadModel")
+    cfg = SimpleNamespace(
+        model_name="gpt2",
+        n_layers=12,
+        d_model=768,
+        d_vocab=50257,
+        device="cpu",
+        dtype=torch.float32,
+        original_architecture="GPT2LMHeadModel",
+    )
     classic = SimpleNamespace(cfg=cfg)
     info = model_provenance(classic)
     assert info["model_name"] == "gpt2" and info["source"] == "unknown"
     assert (info["backend"], info["architecture"], info["dtype"]) == (
-        "SimpleNamespace", "GPT2LMHeadModel", "float32")
+        "SimpleNamespace",
+        "GPT2LMHeadModel",
+        "float32",
+    )
     record_provenance(classic, source="hub", note="mine")
     assert model_provenance(classic)["source"] == "hub"
     assert model_provenance(classic)["n_layers"] == 12

@@ -25,8 +25,10 @@ def classic_model(n_layers: int = 3, d_model: int = 8) -> SimpleNamespace:
     """What the helpers need from a TL 2.x/3.x HookedTransformer."""
     names = ["hook_embed", "ln_final.hook_normalized"]
     for layer in range(n_layers):
-        names += [f"blocks.{layer}.hook_{s}" for s in
-                  ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")]
+        names += [
+            f"blocks.{layer}.hook_{s}"
+            for s in ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
+        ]
     cfg = SimpleNamespace(n_layers=n_layers, d_model=d_model, model_name="classic")
     return SimpleNamespace(cfg=cfg, hook_dict={n: object() for n in names})
 

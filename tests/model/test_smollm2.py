@@ -28,8 +28,10 @@ TEXTS = [
 
 
 def test_default_load_is_offline_and_cached(smol_loads: SmolLoads) -> None:
-    print(f"\nSmolLM2 first load (GGUF, fresh cache): {smol_loads.first_s:.1f} s; "
-          f"cached load: {smol_loads.cached_s:.1f} s")
+    print(
+        f"\nSmolLM2 first load (GGUF, fresh cache): {smol_loads.first_s:.1f} s; "
+        f"cached load: {smol_loads.cached_s:.1f} s"
+    )
     assert smol_loads.network_attempts == []
     first, cached = model_provenance(smol_loads.first), model_provenance(smol_loads.cached)
     assert (first["source"], first["loaded_from"]) == ("gguf", "gguf")
@@ -69,8 +71,10 @@ def test_raw_gguf_tokenizer_matches_the_cached_one(smol: TransformerBridge) -> N
     raw = _with_bos(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
     for text in TEXTS:
         assert raw(text)["input_ids"] == smol.tokenizer(text)["input_ids"], text
-        assert raw(text, add_special_tokens=False)["input_ids"] == smol.tokenizer(
-            text, add_special_tokens=False)["input_ids"]
+        assert (
+            raw(text, add_special_tokens=False)["input_ids"]
+            == smol.tokenizer(text, add_special_tokens=False)["input_ids"]
+        )
 
 
 def test_kv_cache_generation_equals_no_cache_generation(smol: TransformerBridge) -> None:
@@ -86,11 +90,14 @@ def test_kv_cache_generation_equals_no_cache_generation(smol: TransformerBridge)
 def test_batched_collection_equals_one_by_one(
     smol: TransformerBridge, layer: int, position: str | int
 ) -> None:
-    batched = collect_activations(smol, TEXTS, resid_post(layer), position=position,
-                                  batch_size=len(TEXTS), progress=False)
-    single = torch.cat([
-        collect_activations(smol, [t], resid_post(layer), position=position, progress=False)
-        for t in TEXTS
-    ])
+    batched = collect_activations(
+        smol, TEXTS, resid_post(layer), position=position, batch_size=len(TEXTS), progress=False
+    )
+    single = torch.cat(
+        [
+            collect_activations(smol, [t], resid_post(layer), position=position, progress=False)
+            for t in TEXTS
+        ]
+    )
     assert batched.shape == (len(TEXTS), 576)
     torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)

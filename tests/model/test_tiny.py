@@ -24,8 +24,14 @@ PROMPTS = ["The capital of France is", "Hi", "Once upon a time there"]
 
 
 def greedy(model: TransformerBridge, *, kv: bool, n: int = 6) -> torch.Tensor:
-    return model.generate(PROMPTS, max_new_tokens=n, do_sample=False, verbose=False,
-                          use_past_kv_cache=kv, return_type="tokens")
+    return model.generate(
+        PROMPTS,
+        max_new_tokens=n,
+        do_sample=False,
+        verbose=False,
+        use_past_kv_cache=kv,
+        return_type="tokens",
+    )
 
 
 def test_byte_tokenizer_round_trips_any_text() -> None:
@@ -62,8 +68,13 @@ def test_tiny_bridge_boots_fast_and_frozen() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"n_layers": 0}, {"d_model": 30}, {"n_heads": 3, "d_model": 64}, {"n_key_value_heads": 3},
-     {"seed": 1.5}],
+    [
+        {"n_layers": 0},
+        {"d_model": 30},
+        {"n_heads": 3, "d_model": 64},
+        {"n_key_value_heads": 3},
+        {"seed": 1.5},
+    ],
 )
 def test_tiny_bridge_rejects_bad_sizes(kwargs: dict[str, Any]) -> None:
     with pytest.raises((InvalidParameterError, TypeError)):

@@ -1,0 +1,1 @@
+"""Benchmarks for lens_odesteer; run with ``python -m benchmarks [name ...]``."""

@@ -1,0 +1,165 @@
+"""The main job: fit ODESteer and CAA on a built-in contrast set and compare steered generations.
+
+On the default model (SmolLM2-135M-Instruct, offline) it collects last-token activations of the
+built-in sentiment pairs at one residual-stream hook, fits ODESteer and one-step activation
+addition (CAA), and generates greedy continuations of held-out neutral prompts unsteered, with CAA
+and with ODESteer (scope ``"last"``). For each prompt it prints the three continuations with the
+ODESteer barrier ``h`` at the last prompt token before and after each method's edit, and a VADER
+sentiment score of each continuation; then it saves both steerers with their provenance.
+
+Strengths are matched by displacement: CAA moves by ``caa_strength * |mu_+ - mu_-|``, and
+ODESteer integrates for the same arc length ``T``, so the comparison is not a comparison of two
+unrelated strength scales.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from lens_odesteer.activations import collect_activations
+from lens_odesteer.datasets import load_builtin
+from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.hooks import generate
+from lens_odesteer.models.loading import load_model, model_provenance
+from lens_odesteer.models.names import model_n_layers, resid_post
+from lens_odesteer.steerers import CAA, ODESteer
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Settings of :func:`run_demo` (the ``lens-odesteer demo`` command)."""
+
+    model: str | None = None
+    dataset: str = "sentiment"
+    layer: int | None = None
+    caa_strength: float = 1.0
+    n_prompts: int = 8
+    max_new_tokens: int = 24
+    test_size: float = 0.2
+    seed: int = 0
+    out_dir: str = "runs/demo"
+    prompts: tuple[str, ...] = field(default_factory=tuple)
+
+
+def run_demo(config: DemoConfig, stream: TextIO = sys.stdout) -> dict[str, Any]:
+    """Run the demo, print the side-by-side report to ``stream`` and return a summary dict."""
+    t_start = time.perf_counter()
+
+    def say(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    if config.caa_strength <= 0:
+        raise InvalidParameterError(f"`caa_strength` must be > 0; got {config.caa_strength}.")
+    say("loading the model (first run dequantises the GGUF and caches it)")
+    model = load_model(config.model)
+    n_layers = model_n_layers(model)
+    layer = config.layer if config.layer is not None else n_layers // 2
+    hook = resid_post(layer)
+    data = load_builtin(config.dataset)
+    train, test = data.split(test_size=config.test_size, seed=config.seed)
+    say(f"collecting activations at {hook} for {2 * len(train)} texts of '{data.name}'")
+    pos = collect_activations(model, train.positive_texts(), hook, progress=False)
+    neg = collect_activations(model, train.negative_texts(), hook, progress=False)
+    assert isinstance(pos, torch.Tensor) and isinstance(neg, torch.Tensor)
+    say("fitting ODESteer (sketch n=8000, degree 2, Euler x10) and CAA")
+    ode = ODESteer().fit(pos, neg)
+    caa = CAA().fit(pos, neg)
+    T = float(config.caa_strength * caa.direction_.norm())
+    norm = float(torch.cat([pos, neg]).norm(dim=-1).mean())
+    prompts = list(config.prompts) or [p.prompt for p in test][: config.n_prompts]
+    prompts = [p.rstrip() for p in prompts]
+    say(f"generating {config.max_new_tokens} tokens for {len(prompts)} prompts x 3 methods")
+    kw: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "do_sample": False}
+    texts: dict[str, list[str]] = {}
+    for method, plan in (("unsteered", None), ("CAA", {hook: caa}), ("ODESteer", {hook: ode})):
+        strength = config.caa_strength if method == "CAA" else T
+        completions = generate(model, prompts, plan, T=strength if plan else None, **kw)
+        assert isinstance(completions, list)
+        texts[method] = completions
+    last = collect_activations(model, prompts, hook, progress=False)
+    assert isinstance(last, torch.Tensor)
+    barrier = {
+        "unsteered": ode.barrier(last),
+        "CAA": ode.barrier(caa.steer(last, config.caa_strength)),
+        "ODESteer": ode.barrier(ode.steer(last, T)),
+    }
+    scores = _vader_scores(texts)
+    _print_report(stream, hook, norm, T, config.caa_strength, prompts, texts, barrier, scores)
+    out = Path(config.out_dir)
+    provenance = {**_json_safe(model_provenance(model)), "hook_name": hook, "layer": layer}
+    provenance["dataset"] = data.name
+    paths = {
+        "ODESteer": str(ode.save(out / "odesteer", provenance=provenance)),
+        "CAA": str(caa.save(out / "caa", provenance=provenance)),
+    }
+    summary: dict[str, Any] = {
+        "config": asdict(config),
+        "hook": hook,
+        "mean_residual_norm": norm,
+        "T_odesteer": T,
+        "caa_strength": config.caa_strength,
+        "prompts": prompts,
+        "continuations": texts,
+        "barrier_at_last_prompt_token": {k: v.tolist() for k, v in barrier.items()},
+        "vader_compound": scores,
+        "mean_vader_compound": (
+            {k: sum(v) / len(v) for k, v in scores.items()} if scores is not None else None
+        ),
+        "steerer_files": paths,
+        "wall_time_s": time.perf_counter() - t_start,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    say(f"saved steerers and summary to {out}/")
+    return summary
+
+
+def _vader_scores(texts: dict[str, list[str]]) -> dict[str, list[float]] | None:
+    try:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    except ImportError:
+        return None
+    analyzer = SentimentIntensityAnalyzer()
+    return {
+        k: [float(analyzer.polarity_scores(t)["compound"]) for t in v] for k, v in texts.items()
+    }
+
+
+def _print_report(
+    stream: TextIO,
+    hook: str,
+    norm: float,
+    T: float,
+    caa_strength: float,
+    prompts: list[str],
+    texts: dict[str, list[str]],
+    barrier: dict[str, torch.Tensor],
+    scores: dict[str, list[float]] | None,
+) -> None:
+    w = stream.write
+    w(f"\nSteering at {hook}: mean residual norm {norm:.1f}; CAA multiplier {caa_strength:g};\n")
+    w(f"ODESteer arc length T = {T:.2f} (the same displacement as CAA).\n")
+    w("h = ODESteer barrier (log density ratio positive/negative) at the last prompt token.\n")
+    for i, prompt in enumerate(prompts):
+        w(f"\n--- prompt {i + 1}: {prompt!r}\n")
+        for method, outs in texts.items():
+            h = float(barrier[method][i])
+            vader = f"  vader {scores[method][i]:+.2f}" if scores is not None else ""
+            text = " ".join(outs[i].split())
+            w(f"  {method:<10s} h={h:+7.2f}{vader} | {text}\n")
+    if scores is not None:
+        w("\nMean VADER compound over the prompts: ")
+        w(", ".join(f"{k} {sum(v) / len(v):+.3f}" for k, v in scores.items()) + "\n")
+
+
+def _json_safe(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
+        for k, v in obj.items()
+    }

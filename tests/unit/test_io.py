@@ -1,0 +1,175 @@
+"""Persistence: clear errors for missing, truncated, foreign, newer and tampered files."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import lens_odesteer as lo
+
+
+def _fitted() -> lo.ODESteer:
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.randn(30, 6, generator=gen) + 1
+    neg = torch.randn(30, 6, generator=gen) - 1
+    return lo.ODESteer(n_components=64).fit(pos, neg)
+
+
+def _rewrite_header(path: Path, edit) -> Path:
+    """Rewrite the JSON metadata of a safetensors file in place (tensors kept)."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    meta = json.loads(header["__metadata__"]["lens_odesteer"])
+    edit(meta)
+    header["__metadata__"]["lens_odesteer"] = json.dumps(meta)
+    new = json.dumps(header).encode()
+    new += b" " * (-len(new) % 8)
+    path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
+    return path
+
+
+@pytest.fixture
+def saved(tmp_path) -> Path:
+    return _fitted().save(tmp_path / "steerer", provenance={"model_name": "m", "layer": 2})
+
+
+def test_save_appends_suffix_and_records_header(saved) -> None:
+    assert saved.suffix == ".safetensors"
+    header = lo.read_header(saved)
+    assert header["class"] == "ODESteer" and header["d_model"] == 6
+    assert header["dtype"] == "float32" and header["schema_version"] == 1
+    assert header["provenance"] == {"model_name": "m", "layer": 2}
+    assert header["library_version"] == lo.__version__
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(lo.FileFormatError, match="No steerer file"):
+        lo.load_steerer(tmp_path / "nope.safetensors")
+
+
+@pytest.mark.parametrize("keep", [0, 5, 8, 40, -100, -1])
+def test_truncated_file(saved, keep) -> None:
+    raw = saved.read_bytes()
+    saved.write_bytes(raw[:keep])
+    with pytest.raises(lo.FileFormatError):
+        lo.load_steerer(saved)
+
+
+def test_not_a_safetensors_file(tmp_path) -> None:
+    path = tmp_path / "x.safetensors"
+    path.write_text("this is not a steerer")
+    with pytest.raises(lo.FileFormatError, match="not a readable safetensors file"):
+        lo.load_steerer(path)
+
+
+def test_foreign_safetensors_file(tmp_path) -> None:
+    path = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(path), metadata={"format": "pt"})
+    with pytest.raises(lo.FileFormatError, match="not a lens_odesteer steerer"):
+        lo.load_steerer(path)
+
+
+def test_newer_schema_version(saved) -> None:
+    _rewrite_header(saved, lambda m: m.update(schema_version=99))
+    with pytest.raises(lo.FileFormatError, match="newer than this lens_odesteer"):
+        lo.load_steerer(saved)
+
+
+@pytest.mark.parametrize("field", ["class", "provenance", "component"])
+def test_missing_header_field(saved, field) -> None:
+    _rewrite_header(saved, lambda m: m.pop(field))
+    with pytest.raises(lo.FileFormatError, match="missing fields"):
+        lo.load_steerer(saved)
+
+
+def test_extra_header_field(saved) -> None:
+    _rewrite_header(saved, lambda m: m.update(surprise=1))
+    with pytest.raises(lo.FileFormatError, match="unexpected fields"):
+        lo.load_steerer(saved)
+
+
+def test_unknown_class_is_never_imported(saved) -> None:
+    def edit(m):
+        m["component"]["class"] = "os.system"
+
+    _rewrite_header(saved, edit)
+    with pytest.raises(lo.FileFormatError, match=r"Unknown component class 'os\.system'"):
+        lo.load_steerer(saved)
+
+
+def test_parameter_set_mismatch(saved) -> None:
+    def edit(m):
+        m["component"]["params"]["warp_drive"] = True
+
+    _rewrite_header(saved, edit)
+    with pytest.raises(lo.FileFormatError, match="do not match this version"):
+        lo.load_steerer(saved)
+
+
+def test_tensor_shape_tampering_is_caught_at_load(tmp_path) -> None:
+    steerer = lo.CAA().fit(torch.randn(5, 4), torch.randn(5, 4))
+    path = steerer.save(tmp_path / "caa")
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    meta = json.loads(header["__metadata__"]["lens_odesteer"])
+    bad = tmp_path / "bad.safetensors"
+    save_file(
+        {"direction_": torch.zeros(7)},
+        str(bad),
+        metadata={"lens_odesteer": json.dumps(meta)},
+    )
+    with pytest.raises(lo.FileFormatError):
+        lo.load_steerer(bad)
+
+
+def test_header_is_not_json(saved) -> None:
+    raw = saved.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    header["__metadata__"]["lens_odesteer"] = "{not json"
+    new = json.dumps(header).encode()
+    new += b" " * (-len(new) % 8)
+    saved.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
+    with pytest.raises(lo.FileFormatError, match="not valid JSON"):
+        lo.load_steerer(saved)
+
+
+def test_unfitted_steerer_cannot_be_saved(tmp_path) -> None:
+    with pytest.raises(lo.NotFittedError):
+        lo.ODESteer().save(tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_save_leaves_no_partial_file(tmp_path) -> None:
+    steerer = _fitted()
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        steerer.save(tmp_path / "x", provenance={"bad": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_replaces_atomically(tmp_path) -> None:
+    a = lo.CAA().fit(torch.ones(2, 3), torch.zeros(2, 3))
+    b = lo.CAA().fit(torch.zeros(2, 3), torch.ones(2, 3))
+    path = a.save(tmp_path / "s")
+    b.save(path)
+    loaded = lo.load_steerer(path)
+    assert torch.equal(loaded.steer(torch.zeros(1, 3), 1.0), -torch.ones(1, 3))
+    assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]
+
+
+def test_load_onto_device_and_custom_barrier_round_trip(tmp_path) -> None:
+    gen = torch.Generator().manual_seed(1)
+    pos, neg = torch.randn(20, 5, generator=gen) + 1, torch.randn(20, 5, generator=gen) - 1
+    s = lo.ODESteer(custom_barrier=lo.MLPValueBarrier(hidden=4, max_iter=20), n_steps=3)
+    s.fit(pos, neg)
+    loaded = lo.load_steerer(s.save(tmp_path / "v"), device="cpu")
+    assert isinstance(loaded, lo.ODESteer)
+    assert isinstance(loaded.custom_barrier, lo.MLPValueBarrier)
+    assert torch.equal(loaded.steer(neg, 0.7), s.steer(neg, 0.7))
