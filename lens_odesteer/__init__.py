@@ -38,6 +38,14 @@ from lens_odesteer.features import (
     RandomFourierFeatures,
 )
 from lens_odesteer.flows import Trajectory, integrate
+from lens_odesteer.hooks import (
+    SteeringHandle,
+    SteeringHook,
+    attach,
+    generate,
+    make_hooks,
+    steering,
+)
 from lens_odesteer.io import load_steerer, read_header, save_steerer
 from lens_odesteer.models.names import (
     attn_out,
@@ -116,18 +124,23 @@ __all__ = [
     "RandomFourierFeatures",
     "RepE",
     "ShapeMismatchError",
+    "SteeringHandle",
+    "SteeringHook",
     "StepODESteer",
     "Trajectory",
     "ValueSteer",
     "__version__",
     "answer_spans",
+    "attach",
     "attn_out",
     "collect_activations",
     "format_chat",
+    "generate",
     "integrate",
     "load_builtin",
     "load_model",
     "load_steerer",
+    "make_hooks",
     "mlp_out",
     "model_d_model",
     "model_n_layers",
@@ -136,6 +149,7 @@ __all__ = [
     "resid_post",
     "resid_pre",
     "save_steerer",
+    "steering",
     "tiny_bridge",
     "validate_hook_name",
 ]

@@ -135,13 +135,24 @@ class PolynomialSketch(AbstractFeatureMap):
         n = self.n_components
         a_hat, norm = self._direction(acts)
         spectra = torch.fft.rfft(self._count_sketches(self._extended(a_hat)), dim=-1)
-        phi = torch.fft.irfft(spectra.prod(dim=0), n=n, dim=-1)
-        value = phi @ coef
-        grad_x = torch.zeros(acts.shape[0], acts.shape[1] + 1, dtype=acts.dtype, device=acts.device)
-        for k in range(self.degree):
-            others = _prod_except(spectra, k)
-            g_u = torch.fft.irfft(coef_spectrum * others.conj(), n=n, dim=-1)
-            grad_x += g_u[:, self.hashes_[k]] * self.signs_[k]
+        # w . irfft(P) by Parseval, without an inverse transform: (1/n) sum_k c_k Re(conj(W_k) P_k)
+        # with c_k = 1 for the DC (and Nyquist) bin and 2 elsewhere.
+        weights = torch.full(
+            (coef_spectrum.shape[-1],), 2.0 / n, dtype=acts.dtype, device=acts.device
+        )
+        weights[0] = 1.0 / n
+        if n % 2 == 0:
+            weights[-1] = 1.0 / n
+        prod = _prod_except(spectra, -1)
+        value = prod.real @ (coef_spectrum.real * weights) + prod.imag @ (
+            coef_spectrum.imag * weights
+        )
+        # All adjoint correlations in one inverse transform: d(w . phi)/d u_k.
+        others = torch.stack([_prod_except(spectra, k) for k in range(self.degree)])
+        g_u = torch.fft.irfft(coef_spectrum * others.conj(), n=n, dim=-1)
+        grad_x = g_u[0][:, self.hashes_[0]] * self.signs_[0]
+        for k in range(1, self.degree):
+            grad_x = grad_x + g_u[k][:, self.hashes_[k]] * self.signs_[k]
         g_hat = grad_x[:, :-1] * math.sqrt(self.gamma)
         if self.normalize:
             radial = (g_hat * a_hat).sum(-1, keepdim=True)
@@ -152,10 +163,10 @@ class PolynomialSketch(AbstractFeatureMap):
 
 
 def _prod_except(spectra: Tensor, k: int) -> Tensor:
-    """Product over the leading axis of ``spectra`` leaving out index ``k``."""
-    if spectra.shape[0] == 1:
-        return torch.ones_like(spectra[0])
+    """Product over the leading axis of ``spectra`` leaving out index ``k`` (-1: keep all)."""
     idx = [j for j in range(spectra.shape[0]) if j != k]
+    if not idx:
+        return torch.ones_like(spectra[0])
     out = spectra[idx[0]]
     for j in idx[1:]:
         out = out * spectra[j]

@@ -22,17 +22,19 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import transformers
-from transformer_lens.model_bridge import TransformerBridge
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lens_odesteer._version import __version__
 from lens_odesteer.errors import FileFormatError, InvalidParameterError, ModelLoadError
 from lens_odesteer.models.kv_patch import apply_kv_cache_patch
 from lens_odesteer.models.names import HookedModel, is_bridge
+
+if TYPE_CHECKING:  # TL 4 only; imported where it is used so TL 2.x can import this module
+    from transformer_lens.model_bridge import TransformerBridge
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -160,6 +162,8 @@ def load_model(
             hf_model.config.architectures = [type(hf_model).__name__]
         hf_model.to(device)
         hf_model.eval().requires_grad_(False)
+        from transformer_lens.model_bridge import TransformerBridge
+
         bridge = TransformerBridge.boot_transformers(
             label, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformer_lens.model_bridge import TransformerBridge
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from lens_odesteer._validation import check_positive_int
@@ -16,6 +17,10 @@ __all__ = ["BYTE_SPECIAL_TOKENS", "byte_tokenizer", "tiny_bridge"]
 
 BYTE_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 """Ids 0, 1, 2 of :func:`byte_tokenizer`: unknown, BOS and EOS/pad, as in SmolLM2."""
+
+
+if TYPE_CHECKING:  # TL 4 only; imported in tiny_bridge so TL 2.x can import this module
+    from transformer_lens.model_bridge import TransformerBridge
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
@@ -117,6 +122,8 @@ def tiny_bridge(
         torch.manual_seed(seed)
         hf_model = LlamaForCausalLM(config).eval()
     hf_model.requires_grad_(False)
+    from transformer_lens.model_bridge import TransformerBridge
+
     bridge = TransformerBridge.boot_transformers(
         "lens_odesteer/tiny-llama", hf_model=hf_model, tokenizer=tokenizer, device="cpu"
     )

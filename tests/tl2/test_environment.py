@@ -1,0 +1,23 @@
+"""The .venv-tl2 environment: TransformerLens 2.x/3.x with its classic HookedTransformer.
+
+In the main .venv (TL 4) this is the only test of tests/tl2 that is collected, and it skips.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+from packaging.version import Version
+
+from tests.tl2._shared import HAVE_HOOKED_TRANSFORMER, SKIP_REASON, smol_gguf_folder
+
+
+def test_environment() -> None:
+    if not HAVE_HOOKED_TRANSFORMER:
+        pytest.skip(SKIP_REASON)
+    assert Version(importlib.metadata.version("transformer-lens")).major in (2, 3)
+    assert importlib.metadata.version("torch").startswith("2.13.0")
+    # Our package is installed without its TL 4 dependencies, in editable mode.
+    assert importlib.metadata.version("lens-odesteer")
+    assert smol_gguf_folder()
