@@ -1,0 +1,38 @@
+"""Each steerer is moved (device and compute dtype) once, when attached, never per call."""
+
+from __future__ import annotations
+
+import torch
+
+import lens_odesteer as lo
+from lens_odesteer.hooks import _model
+from lens_odesteer.models import tiny_bridge
+
+
+def test_steerer_moved_once_at_attach_and_never_per_call(monkeypatch) -> None:
+    model = tiny_bridge()
+    gen = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(32, 64, generator=gen) + 0.5, torch.randn(32, 64, generator=gen)
+    plan = {
+        "blocks.0.hook_resid_post": lo.ODESteer(n_components=128).fit(pos, neg),
+        "blocks.1.hook_resid_post": lo.CAA().fit(pos, neg),
+    }
+    calls: list[tuple[str, object, object]] = []
+    original = lo.AbstractSteerer.to
+
+    def counting_to(self, device=None, dtype=None):
+        calls.append((type(self).__name__, device, dtype))
+        return original(self, device=device, dtype=dtype)
+
+    monkeypatch.setattr(lo.AbstractSteerer, "to", counting_to)
+    # float64 maths forces a conversion, so the move is observable on a CPU-only machine.
+    with lo.steering(model, plan, T=1.0, scope="all", compute_dtype=torch.float64) as handle:
+        at_attach = list(calls)
+        for name, hook in handle.hooks.items():
+            assert hook.device == _model.hook_device(model, name)
+            assert hook.steerer.dtype_ == torch.float64
+        model(model.to_tokens(["Hello there", "Hi"], padding_side="left"))
+        handle.generate(["Hello there", "Hi"], max_new_tokens=4)
+        handle.generate(["Hello there"], max_new_tokens=4, use_past_kv_cache=False)
+    assert len(at_attach) == 2, at_attach
+    assert calls == at_attach, "no steerer may be moved inside the hook calls"
