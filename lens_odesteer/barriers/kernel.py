@@ -18,9 +18,13 @@ from lens_odesteer.barriers.base import AbstractBarrier
 from lens_odesteer.barriers.logistic import fit_logistic
 from lens_odesteer.features.base import AbstractFeatureMap
 from lens_odesteer.features.identity import IdentityFeatures
-from lens_odesteer.features.sketch import PolynomialSketch
+from lens_odesteer.features.sketch import PolynomialSketch, sketch_quadratic_form
 
 _FIT_CHUNK = 4096
+#: Use the exact quadratic form of a degree-2 sketch barrier up to this many matrix entries,
+#: (d_model + 1)^2. Measured here (n = 8000, batch 1-64): 10x faster than the FFT path at
+#: d_model 576, 1.3-1.7x at 2048; at 4096 the FFTs are cheaper and the matrix takes 67 MB.
+_QUADRATIC_MAX_ENTRIES = 2049**2
 _LB = TypeVar("_LB", bound="_LogisticBarrier")
 
 
@@ -63,20 +67,36 @@ class _LogisticBarrier(AbstractBarrier):
         return self
 
     def _on_moved(self) -> None:
-        if hasattr(self, "coef_"):
-            self._coef_spectrum = torch.fft.rfft(self.coef_)
+        self._quadratic: tuple[Tensor, Tensor, Tensor] | None = None
+        if not hasattr(self, "coef_"):
+            return
+        self._coef_spectrum = torch.fft.rfft(self.coef_)
+        fm = self.features_
+        if (
+            isinstance(fm, PolynomialSketch)
+            and fm.degree == 2
+            and (fm.d_model_ + 1) ** 2 <= _QUADRATIC_MAX_ENTRIES
+        ):
+            # Exact rewrite of the degree-2 sketch barrier as a quadratic form in a / |a|: one
+            # small matmul per evaluation instead of FFTs of length n.
+            self._quadratic = sketch_quadratic_form(fm, self.coef_)
 
     def _value_and_grad(
         self, acts: Float[Tensor, "batch d_model"]
     ) -> tuple[Float[Tensor, " batch"], Float[Tensor, "batch d_model"]]:
         fm = self.features_
-        if isinstance(fm, PolynomialSketch):
+        if self._quadratic is not None:
+            assert isinstance(fm, PolynomialSketch)
+            dot, grad = _quadratic_dot_and_grad(fm, self._quadratic, acts)
+        elif isinstance(fm, PolynomialSketch):
             dot, grad = fm.dot_and_grad_spectrum(acts, self.coef_, self._coef_spectrum)
         else:
             dot, grad = fm.dot_and_grad(acts, self.coef_)
         return dot + (self.intercept_ + self.log_prior_ratio_), grad
 
     def _value(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, " batch"]:
+        if self._quadratic is not None:
+            return self._value_and_grad(acts)[0]
         return self.features_.transform(acts) @ self.coef_ + (
             self.intercept_ + self.log_prior_ratio_
         )
@@ -157,3 +177,18 @@ class LinearBarrier(_LogisticBarrier):
 
 def _unfitted_copy(fm: AbstractFeatureMap) -> AbstractFeatureMap:
     return type(fm)(**fm.get_params())
+
+
+def _quadratic_dot_and_grad(
+    fm: PolynomialSketch, quad: tuple[Tensor, Tensor, Tensor], acts: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``coef . phi(a)`` and its gradient through ``a_hat^T A a_hat + b . a_hat + c``."""
+    mat, vec, const = quad
+    a_hat, norm = fm._direction(acts)
+    a_mat = a_hat @ mat
+    value = (a_mat * a_hat).sum(-1) + a_hat @ vec + const
+    g_hat = 2 * a_mat + vec
+    if fm.normalize:
+        radial = (g_hat * a_hat).sum(-1, keepdim=True)
+        return value, (g_hat - radial * a_hat) / norm
+    return value, g_hat

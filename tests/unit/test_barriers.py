@@ -112,3 +112,21 @@ def test_identical_classes_give_flat_barrier() -> None:
     bar = KernelLogisticBarrier(PolynomialSketch(n_components=64)).fit(x, x.clone())
     assert bar.grad(x).abs().max() < 1e-6
     assert bar.value(x).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_degree2_sketch_barrier_quadratic_form_equals_fft_path(normalize) -> None:
+    gen = torch.Generator().manual_seed(4)
+    pos = torch.randn(60, 9, generator=gen, dtype=torch.float64) + 1
+    neg = torch.randn(60, 9, generator=gen, dtype=torch.float64) - 1
+    sketch = PolynomialSketch(n_components=512, gamma=0.7, coef0=0.4, normalize=normalize)
+    bar = KernelLogisticBarrier(sketch).fit(pos, neg)
+    assert bar._quadratic is not None, "small widths use the quadratic form"
+    x = torch.randn(7, 9, generator=gen, dtype=torch.float64) * 5
+    h, g = bar.value_and_grad(x)
+    dot, grad = bar.features_.dot_and_grad(x, bar.coef_)
+    torch.testing.assert_close(
+        h, dot + bar.intercept_ + bar.log_prior_ratio_, rtol=1e-12, atol=1e-12
+    )
+    torch.testing.assert_close(g, grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(bar.value(x), h, rtol=1e-12, atol=1e-12)
