@@ -29,6 +29,7 @@ from lens_odesteer.errors import (
     LensOdesteerError,
     ModelLoadError,
     NotFittedError,
+    ProvenanceError,
     ShapeMismatchError,
 )
 from lens_odesteer.features import (
@@ -119,6 +120,7 @@ __all__ = [
     "NotFittedError",
     "ODESteer",
     "PolynomialSketch",
+    "ProvenanceError",
     "RFFODESteer",
     "RFFStepODESteer",
     "RandomFourierFeatures",

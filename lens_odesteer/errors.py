@@ -16,6 +16,7 @@ __all__ = [
     "LensOdesteerError",
     "ModelLoadError",
     "NotFittedError",
+    "ProvenanceError",
     "ShapeMismatchError",
 ]
 
@@ -57,3 +58,7 @@ class IntegrationError(LensOdesteerError, RuntimeError):
 
 class ModelLoadError(LensOdesteerError, OSError):
     """A model that cannot be found or fetched (e.g. a hub name on an offline machine)."""
+
+
+class ProvenanceError(LensOdesteerError, ValueError):
+    """A steerer attached to a model other than the one its recorded provenance names."""

@@ -52,6 +52,7 @@ from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.hooks import _model
 from lens_odesteer.hooks.handle import SteeringHandle, layout_from
 from lens_odesteer.hooks.hook import SteeringHook
+from lens_odesteer.hooks.provenance import OnMismatch, check_provenance
 from lens_odesteer.hooks.scope import Scope, parse_scope
 from lens_odesteer.models.names import HookedModel, validate_hook_name
 from lens_odesteer.steerers.base import AbstractSteerer
@@ -114,6 +115,7 @@ def make_hooks(
     compute_dtype: torch.dtype | None = None,
     lengths: Sequence[int] | None = None,
     attention_mask: Tensor | None = None,
+    on_provenance_mismatch: OnMismatch = "warn",
 ) -> list[tuple[str, SteeringHook]]:
     """Validate and build ``(hook_name, SteeringHook)`` pairs for ``model`` without attaching.
 
@@ -156,6 +158,7 @@ def make_hooks(
                 "this model."
             )
         _model.warn_resid_mid(model, name, point)
+        check_provenance(steerer, model, name, on_provenance_mismatch)
     records: list[dict[str, Any]] = []
     pairs = []
     for name, steerer, strength in entries:
@@ -185,6 +188,7 @@ def attach(
     compute_dtype: torch.dtype | None = None,
     lengths: Sequence[int] | None = None,
     attention_mask: Tensor | None = None,
+    on_provenance_mismatch: OnMismatch = "warn",
 ) -> SteeringHandle:
     """Attach steering hooks until ``handle.remove()``; arguments as :func:`steering`.
 
@@ -212,6 +216,7 @@ def attach(
         compute_dtype=compute_dtype,
         lengths=lengths,
         attention_mask=attention_mask,
+        on_provenance_mismatch=on_provenance_mismatch,
     )
     handle = SteeringHandle(model, pairs)
     handle._attach()
@@ -229,6 +234,7 @@ def steering(
     compute_dtype: torch.dtype | None = None,
     lengths: Sequence[int] | None = None,
     attention_mask: Tensor | None = None,
+    on_provenance_mismatch: OnMismatch = "warn",
 ) -> Iterator[SteeringHandle]:
     """Steer ``model`` inside a ``with`` block; see the module docstring for the scopes.
 
@@ -249,6 +255,10 @@ def steering(
             activations of fp16/bf16 models are cast to it and the result cast back).
         lengths: real tokens per row for plain forward passes on right-padded input.
         attention_mask: ``[batch, pos]`` 0/1 mask of the input of plain forward passes.
+        on_provenance_mismatch: what to do when a loaded steerer's recorded provenance (model
+            name, architecture, sizes, weight processing, layer) differs from this model and
+            hook: ``"warn"`` (default), ``"raise"`` (:class:`~lens_odesteer.ProvenanceError`)
+            or ``"ignore"``.
 
     Yields:
         A :class:`SteeringHandle`: ``handle.generate(prompts, ...)`` generates with exact
@@ -281,6 +291,7 @@ def steering(
         compute_dtype=compute_dtype,
         lengths=lengths,
         attention_mask=attention_mask,
+        on_provenance_mismatch=on_provenance_mismatch,
     )
     try:
         yield handle

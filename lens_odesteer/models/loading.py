@@ -419,6 +419,18 @@ def record_provenance(model: HookedModel, **fields: Any) -> dict[str, Any]:
     return dict(record)
 
 
+def weight_processing(model: HookedModel) -> str:
+    """How TransformerLens rewrote the weights, which changes the residual stream.
+
+    ``"compatibility_mode"`` for a bridge after ``enable_compatibility_mode()``, ``"fold_ln"``
+    for a classic model whose layer norms were folded (``LNPre``/``RMSPre``), else ``"none"``.
+    """
+    if is_bridge(model):
+        return "compatibility_mode" if getattr(model, "compatibility_mode", False) else "none"
+    norm = getattr(getattr(model, "cfg", None), "normalization_type", None)
+    return "fold_ln" if norm in ("LNPre", "RMSPre") else "none"
+
+
 def model_provenance(model: HookedModel) -> dict[str, Any]:
     """Describe where ``model`` came from, for saving next to steerers and results.
 
@@ -429,7 +441,8 @@ def model_provenance(model: HookedModel) -> dict[str, Any]:
     Returns:
         A new dict with at least ``model_name``, ``source`` (``"gguf"``, ``"folder"``,
         ``"hub"``, ``"tiny"`` or ``"unknown"``), ``backend``, ``architecture``, ``dtype``,
-        ``device``, ``n_layers``, ``d_model``, ``d_vocab`` and library versions.
+        ``device``, ``n_layers``, ``d_model``, ``d_vocab``, ``weight_processing`` and library
+        versions.
 
     Example:
         >>> from lens_odesteer.models import tiny_bridge
@@ -439,7 +452,7 @@ def model_provenance(model: HookedModel) -> dict[str, Any]:
     """
     stored = getattr(model, _PROVENANCE_ATTR, None)
     if isinstance(stored, dict):
-        return dict(stored)
+        return {**stored, "weight_processing": weight_processing(model)}
     cfg = getattr(model, "cfg", None)
     dtype = getattr(cfg, "dtype", None)
     with contextlib.suppress(AttributeError, StopIteration, TypeError):
@@ -455,6 +468,7 @@ def model_provenance(model: HookedModel) -> dict[str, Any]:
         "n_layers": getattr(cfg, "n_layers", None),
         "d_model": getattr(cfg, "d_model", None),
         "d_vocab": getattr(cfg, "d_vocab", None),
+        "weight_processing": weight_processing(model),
         "transformer_lens_version": _package_version("transformer-lens"),
         "transformers_version": transformers.__version__,
         "lens_odesteer_version": __version__,
