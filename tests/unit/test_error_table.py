@@ -127,6 +127,14 @@ def _hook_width(_: Path) -> object:
     return None
 
 
+def _not_residual(_: Path) -> object:
+    model = _tiny_model()
+    steerer = lo.CAA().fit(torch.randn(4, 64), torch.randn(4, 64))
+    with lo.steering(model, {"blocks.0.attn.hook_pattern": steerer}, T=1.0):
+        model(model.to_tokens("Hello"))
+    return None
+
+
 def _scope(_: Path) -> object:
     steerer = lo.CAA().fit(torch.randn(4, 64), torch.randn(4, 64))
     with lo.steering(_tiny_model(), {"blocks.1.hook_resid_post": steerer}, T=1.0, scope="first"):
@@ -232,6 +240,7 @@ CASES = [
     Case("position", _position, lo.InvalidParameterError, "position"),
     Case("hook-typo", _hook_typo, lo.HookNameError, "blocks.1.hook_resid_post"),
     Case("hook-width", _hook_width, lo.ShapeMismatchError, "d_model=4"),
+    Case("hook-not-residual", _not_residual, lo.ShapeMismatchError, r"\[batch, pos, 64\]"),
     Case(
         "file-missing",
         lambda tmp: lo.load_steerer(tmp / "none.safetensors"),
