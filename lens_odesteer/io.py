@@ -114,7 +114,7 @@ def read_header(path: str | Path) -> dict[str, Any]:
             "'lens_odesteer' header). Save steerers with `steerer.save(path)`."
         )
     try:
-        header = json.loads(raw)
+        header = json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise FileFormatError(
             f"The steerer header in {str(path)!r} is not valid JSON: {exc}"
@@ -160,11 +160,29 @@ def load_steerer(path: str | Path, *, device: torch.device | str | None = None) 
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise FileFormatError(f"Could not read the tensors of {str(path)!r}: {exc}") from None
-    obj = Component._import(header["component"], tensors)
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise FileFormatError(
+                f"Tensor {name!r} in {str(path)!r} holds NaN or inf values; the file is damaged."
+            )
+    try:
+        obj = Component._import(header["component"], tensors)
+    except FileFormatError:
+        raise
+    except Exception as exc:  # any other failure to rebuild means a damaged or foreign file
+        raise FileFormatError(
+            f"Could not rebuild the steerer in {str(path)!r} ({type(exc).__name__}: {exc}); "
+            "the file is damaged or was not written by lens_odesteer."
+        ) from None
     if not isinstance(obj, AbstractSteerer) or type(obj).__name__ != header["class"]:
         raise FileFormatError(
             f"{str(path)!r} describes a {type(obj).__name__}, not a steerer of class "
             f"{header['class']!r}."
+        )
+    dtype = getattr(obj, "dtype_", None)
+    if obj.is_fitted and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise FileFormatError(
+            f"{str(path)!r} records compute dtype {dtype!r}; a floating dtype is expected."
         )
     if obj.is_fitted and obj.d_model_ != header["d_model"]:
         raise FileFormatError(
@@ -178,15 +196,27 @@ def load_steerer(path: str | Path, *, device: torch.device | str | None = None) 
     return obj
 
 
+def _reject_constant(name: str) -> object:
+    raise FileFormatError(f"The steerer header holds the non-JSON constant {name}; file damaged.")
+
+
 def _check_tensor_shapes(obj: AbstractSteerer, path: str | Path) -> None:
     """Probe the loaded steerer on one zero row so a damaged file fails here, not in a hook."""
     if not obj.is_fitted:
         raise FileFormatError(f"{str(path)!r} holds an unfitted steerer.")
     try:
-        probe = torch.zeros(1, obj.d_model_, dtype=obj.dtype_)
-        out = obj._velocity(probe + 1.0)
+        if not isinstance(obj.d_model_, int) or isinstance(obj.d_model_, bool) or obj.d_model_ < 1:
+            raise ValueError(f"d_model_ is {obj.d_model_!r}")
+        probe = torch.ones(2, obj.d_model_, dtype=obj.dtype_)
+        probe[1] = torch.linspace(-1.0, 1.0, obj.d_model_, dtype=obj.dtype_)
+        out = obj._velocity(probe)
         if out.shape != probe.shape:
             raise ValueError(f"field has shape {tuple(out.shape)}")
+        values = [out, obj._steer(probe, 0.5)]
+        if obj.has_barrier:
+            values.append(obj._barrier(probe))
+        if not all(bool(torch.isfinite(v).all()) for v in values):
+            raise ValueError("the field or barrier is not finite on a probe")
     except Exception as exc:
         raise FileFormatError(
             f"The tensors in {str(path)!r} do not fit together ({exc}); the file is damaged."

@@ -139,7 +139,19 @@ class AbstractSteerer(Component):
         acts_t, flat = self._prepare(acts)
         if T == 0.0:
             return acts_t.clone()
-        return self._steer(flat, T).to(acts_t.dtype).reshape(acts_t.shape)
+        out = self._steer(flat, T)
+        cast = out.to(acts_t.dtype)
+        if not bool(torch.isfinite(cast).all()):  # never hand non-finite values to a model
+            if bool(torch.isfinite(out).all()):
+                raise InvalidActivationsError(
+                    f"The steered activations exceed the range of {acts_t.dtype} (largest value "
+                    f"{float(out.abs().max()):.3g}); lower `T` or steer in float32 or bfloat16."
+                )
+            raise InvalidActivationsError(
+                "Steering produced non-finite values (overflow); lower `T`, or check the "
+                "steerer's fitted state (e.g. reload it from a trusted file)."
+            )
+        return cast.reshape(acts_t.shape)
 
     def trajectory(
         self, acts: Float[Tensor, "*batch d_model"], T: float, *, n_save: int | None = None

@@ -250,6 +250,12 @@ CASES = [
     Case("file-truncated", _truncated, lo.FileFormatError, ""),
     Case("file-wrong-format", _wrong_format, lo.FileFormatError, "not a readable safetensors"),
     Case("file-foreign", _foreign, lo.FileFormatError, "not a lens_odesteer steerer"),
+    Case(
+        "half-overflow",
+        lambda _: lo.CAA().fit(POS * 1e4, NEG * 1e4).steer(torch.full((2, 4), 6e4).half(), 5.0),
+        lo.InvalidActivationsError,
+        "exceed the range of torch.float16",
+    ),
     Case("zero-gradient", _zero_grad),
     Case("huge-T", _huge_T),
     Case("half-precision", _half),
