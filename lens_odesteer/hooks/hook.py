@@ -242,6 +242,13 @@ class SteeringHook:
         if self.record:
             self._record(name, call, sel, offset, batch, src, out)
         out = out.to(acts.dtype)
+        if acts.dtype == torch.float16 and not bool(torch.isfinite(out).all()):
+            # float16's range (65504) is small enough for steering to leave it; inf would poison
+            # every later layer, so stop here (the check costs nothing for other dtypes).
+            raise InvalidActivationsError(
+                f"The steered activations at {name!r} exceed the range of float16; lower `T` or "
+                "run the model in bfloat16 or float32."
+            )
         if not isinstance(sel, tuple):
             return acts.index_put((sel,), out)
         start, stop = sel

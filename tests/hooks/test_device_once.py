@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import lens_odesteer as lo
@@ -36,3 +37,17 @@ def test_steerer_moved_once_at_attach_and_never_per_call(monkeypatch) -> None:
         handle.generate(["Hello there"], max_new_tokens=4, use_past_kv_cache=False)
     assert len(at_attach) == 2, at_attach
     assert calls == at_attach, "no steerer may be moved inside the hook calls"
+
+
+def test_float16_model_overflow_is_an_error_not_inf() -> None:
+    model = tiny_bridge().to(torch.float16)
+    gen = torch.Generator().manual_seed(1)
+    caa = lo.CAA().fit(
+        torch.randn(8, 64, generator=gen) * 1e4, -torch.randn(8, 64, generator=gen) * 1e4
+    )
+    with (
+        pytest.raises(lo.InvalidActivationsError, match="exceed the range of float16"),
+        lo.steering(model, {"blocks.0.hook_resid_post": caa}, T=100.0, scope="all"),
+    ):
+        model(model.to_tokens("Hello"))
+    assert model.hook_dict["blocks.0.hook_resid_post"].fwd_hooks == []
