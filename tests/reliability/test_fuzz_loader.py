@@ -598,7 +598,7 @@ REPRODUCTIONS = [
         BUG_FITTED_TYPES,
     ),
     ("CAA", "scalars_not_dict", _edit_component(("fitted", "scalars"), True), BUG_FITTED_TYPES),
-    ("LinAcT", "tensors_non_str", _edit_component(("fitted", "tensors", 2), 0), BUG_FITTED_TYPES),
+    ("LinAcT", "tensors_non_str", _edit_component(("fitted", "tensors", 1), 0), BUG_FITTED_TYPES),
     ("ODESteer", "class_is_list", _edit_component((*BARRIER, "class"), ["x"]), BUG_FITTED_TYPES),
     (
         "ODESteer",
