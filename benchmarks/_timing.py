@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -14,17 +15,21 @@ def compare(
     warmup: int = 3,
     baseline: str | None = None,
 ) -> dict[str, float]:
-    """Median seconds per call for each candidate, timed round-robin after ``warmup`` rounds.
+    """Median seconds per call for each candidate, interleaved after ``warmup`` rounds.
 
-    Round-robin interleaving spreads machine noise over all candidates instead of penalising
-    whichever ran during a busy moment.
+    Every round runs each candidate once, in a freshly shuffled order (seeded), so machine noise
+    and position effects (the first call of a round was seen to run slow) are spread over all
+    candidates instead of penalising one.
     """
     for _ in range(warmup):
         for fn in candidates.values():
             fn()
     samples: dict[str, list[float]] = {name: [] for name in candidates}
+    order = list(candidates.items())
+    rng = random.Random(0)
     for _ in range(repeats):
-        for name, fn in candidates.items():
+        rng.shuffle(order)
+        for name, fn in order:
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)

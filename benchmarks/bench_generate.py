@@ -62,7 +62,7 @@ def run() -> None:
             "ODESteer (scope last, RK4 x10)": lambda: gen({hook: rk4}, T),
             "ODESteer (scope all, Euler x10)": lambda: gen({hook: ode}, T, "all"),
         },
-        repeats=5,
+        repeats=7,
         warmup=1,
     )
     for name, med in medians.items():
