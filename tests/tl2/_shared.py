@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
 
 from lens_odesteer.models.names import resid_post
+
+# The bridge import in this module is lazy, so it serves TL 2.x as well.
+from lens_odesteer.models.tiny import BYTE_SPECIAL_TOKENS, byte_tokenizer
 
 try:
     from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -54,35 +55,6 @@ TINY_HOOK = resid_post(0)
 SMOL_LAYER = 12
 """SmolLM2 layer whose residual stream the slow tests steer."""
 SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-BYTE_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-
-
-def byte_tokenizer() -> PreTrainedTokenizerFast:
-    """A 259-token byte-level tokenizer (3 specials, then the 256 bytes), built in memory.
-
-    The same vocabulary as ``lens_odesteer.models.tiny.byte_tokenizer``, which cannot be imported
-    with TL 2.x (its module imports the TL 4 bridge). ``name_or_path`` and ``add_bos_token=True``
-    keep ``HookedTransformer.set_tokenizer`` from re-loading it by name. Under transformers 4.57
-    the tokenizer itself adds no BOS; TL then prepends it (``cfg.tokenizer_prepends_bos=False``).
-    """
-    vocab = {token: i for i, token in enumerate(BYTE_SPECIAL_TOKENS)}
-    for char in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab[char] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    backend.decoder = decoders.ByteLevel()
-    unk, bos, eos = BYTE_SPECIAL_TOKENS
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=bos,
-        eos_token=eos,
-        pad_token=eos,
-        unk_token=unk,
-        add_bos_token=True,
-        name_or_path="lens_odesteer/byte-tokenizer",
-    )
-
-
 TINY_ARCHS: dict[str, dict[str, Any]] = {
     # RMSNorm, gated SiLU MLP, grouped-query attention, rotary: SmolLM2's architecture.
     "llama": {
