@@ -67,6 +67,14 @@ class Component:
         """Return the constructor arguments as stored (scikit-learn's ``get_params``)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
+    def unfitted_copy(self: ComponentT) -> ComponentT:
+        """A new instance with the same parameters (sub-components copied too), not fitted."""
+        params = {
+            k: v.unfitted_copy() if isinstance(v, Component) else v
+            for k, v in self.get_params().items()
+        }
+        return type(self)(**params)
+
     def __repr__(self) -> str:
         sig = inspect.signature(type(self).__init__)
         parts = []

@@ -189,7 +189,7 @@ def load_steerer(path: str | Path, *, device: torch.device | str | None = None) 
             f"{str(path)!r} is inconsistent: header d_model={header['d_model']} but the steerer "
             f"has d_model={obj.d_model_}."
         )
-    _check_tensor_shapes(obj, path)
+    _check_loaded_state(obj, path)
     obj.provenance_ = dict(header["provenance"])  # type: ignore[attr-defined]
     if device is not None:
         obj = obj.to(device=device)
@@ -200,8 +200,8 @@ def _reject_constant(name: str) -> object:
     raise FileFormatError(f"The steerer header holds the non-JSON constant {name}; file damaged.")
 
 
-def _check_tensor_shapes(obj: AbstractSteerer, path: str | Path) -> None:
-    """Probe the loaded steerer on one zero row so a damaged file fails here, not in a hook."""
+def _check_loaded_state(obj: AbstractSteerer, path: str | Path) -> None:
+    """Probe the loaded steerer (field, one steer, barrier) so a damaged file fails here."""
     if not obj.is_fitted:
         raise FileFormatError(f"{str(path)!r} holds an unfitted steerer.")
     try:

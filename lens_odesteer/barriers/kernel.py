@@ -143,7 +143,7 @@ class KernelLogisticBarrier(_LogisticBarrier):
     def _make_features(self) -> AbstractFeatureMap:
         if self.features is None:
             return PolynomialSketch()
-        return _unfitted_copy(self.features)
+        return self.features.unfitted_copy()
 
 
 class LinearBarrier(_LogisticBarrier):
@@ -173,10 +173,6 @@ class LinearBarrier(_LogisticBarrier):
 
     def _make_features(self) -> AbstractFeatureMap:
         return IdentityFeatures(normalize=self.normalize)
-
-
-def _unfitted_copy(fm: AbstractFeatureMap) -> AbstractFeatureMap:
-    return type(fm)(**fm.get_params())
 
 
 def _quadratic_dot_and_grad(

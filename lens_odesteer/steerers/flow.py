@@ -199,7 +199,7 @@ class ODESteer(_FlowSteerer):
 
     def _make_barrier(self) -> AbstractBarrier:
         if self.custom_barrier is not None:
-            return _unfitted(self.custom_barrier)
+            return self.custom_barrier.unfitted_copy()
         sketch = PolynomialSketch(
             n_components=self.n_components,
             degree=self.degree,
@@ -406,17 +406,3 @@ class ValueSteer(_FlowSteerer):
             max_iter=self.value_max_iter,
             seed=self.seed,
         )
-
-
-def _unfitted(barrier: AbstractBarrier) -> AbstractBarrier:
-    """A fresh copy of ``barrier`` with the same parameters and no fitted state."""
-    params = {k: (_unfitted_any(v)) for k, v in barrier.get_params().items()}
-    return type(barrier)(**params)
-
-
-def _unfitted_any(value: object) -> object:
-    from lens_odesteer._component import Component
-
-    if isinstance(value, Component):
-        return type(value)(**{k: _unfitted_any(v) for k, v in value.get_params().items()})
-    return value
