@@ -194,6 +194,20 @@ class AbstractSteerer(Component):
         return save_steerer(self, path, provenance=provenance)
 
 
+class _OneStepSteerer(AbstractSteerer):
+    """A method that takes one step ``a + T v(a)``; its path is the straight segment."""
+
+    def _steer(
+        self, acts: Float[Tensor, "batch d_model"], T: float
+    ) -> Float[Tensor, "batch d_model"]:
+        return acts + T * self._velocity(acts)
+
+    def _trajectory(
+        self, acts: Float[Tensor, "batch d_model"], T: float, n_save: int | None
+    ) -> Trajectory:
+        return straight_trajectory(acts, self._steer(acts, T), T, n_save)
+
+
 def straight_trajectory(
     acts: Float[Tensor, "batch d_model"],
     end: Float[Tensor, "batch d_model"],

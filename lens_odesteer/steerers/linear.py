@@ -15,11 +15,10 @@ from torch import Tensor
 from lens_odesteer._validation import check_choice, check_positive_int
 from lens_odesteer.barriers.kernel import LinearBarrier
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.flows.trajectory import Trajectory
-from lens_odesteer.steerers.base import AbstractSteerer, straight_trajectory
+from lens_odesteer.steerers.base import AbstractSteerer, _OneStepSteerer
 
 
-class _ConstantFieldSteerer(AbstractSteerer):
+class _ConstantFieldSteerer(_OneStepSteerer):
     """``v(a) = direction_``; ``h(a) = direction_ . a + offset_``."""
 
     _tensor_attrs = ("direction_",)
@@ -35,11 +34,6 @@ class _ConstantFieldSteerer(AbstractSteerer):
         self, acts: Float[Tensor, "batch d_model"], T: float
     ) -> Float[Tensor, "batch d_model"]:
         return acts + T * self.direction_
-
-    def _trajectory(
-        self, acts: Float[Tensor, "batch d_model"], T: float, n_save: int | None
-    ) -> Trajectory:
-        return straight_trajectory(acts, self._steer(acts, T), T, n_save)
 
     def _barrier(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, " batch"]:
         return acts @ self.direction_ + self.offset_
@@ -75,7 +69,7 @@ class CAA(_ConstantFieldSteerer):
         self.offset_ = float(-(mu_p @ mu_p - mu_n @ mu_n) / 2)
 
 
-class ITI(AbstractSteerer):
+class ITI(_ConstantFieldSteerer):
     r"""Inference-time intervention along a linear probe: ``a + T w / |w|``.
 
     The probe is an L2 logistic regression on the activations
@@ -112,19 +106,6 @@ class ITI(AbstractSteerer):
         self.barrier_ = LinearBarrier(C=self.C, max_iter=self.max_iter, tol=self.tol).fit(pos, neg)
         w = self.barrier_.coef_
         self.direction_ = w / w.norm().clamp_min(1e-12)
-
-    def _velocity(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
-        return self.direction_.expand_as(acts).clone()
-
-    def _steer(
-        self, acts: Float[Tensor, "batch d_model"], T: float
-    ) -> Float[Tensor, "batch d_model"]:
-        return acts + T * self.direction_
-
-    def _trajectory(
-        self, acts: Float[Tensor, "batch d_model"], T: float, n_save: int | None
-    ) -> Trajectory:
-        return straight_trajectory(acts, self._steer(acts, T), T, n_save)
 
     def _barrier(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, " batch"]:
         return self.barrier_._value(acts)

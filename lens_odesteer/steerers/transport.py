@@ -15,11 +15,10 @@ from torch import Tensor
 
 from lens_odesteer._validation import check_finite_float
 from lens_odesteer.barriers.kernel import LinearBarrier
-from lens_odesteer.flows.trajectory import Trajectory
-from lens_odesteer.steerers.base import AbstractSteerer, straight_trajectory
+from lens_odesteer.steerers.base import AbstractSteerer, _OneStepSteerer
 
 
-class LinAcT(AbstractSteerer):
+class LinAcT(_OneStepSteerer):
     r"""Linear activation transport: a per-dimension affine 1-D optimal-transport map.
 
     For each coordinate ``i`` the monotone (1-D OT) map from the negative to the positive marginal
@@ -65,16 +64,6 @@ class LinAcT(AbstractSteerer):
     def _velocity(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
         return (self.scale_ - 1) * acts + self.shift_
 
-    def _steer(
-        self, acts: Float[Tensor, "batch d_model"], T: float
-    ) -> Float[Tensor, "batch d_model"]:
-        return acts + T * self._velocity(acts)
-
-    def _trajectory(
-        self, acts: Float[Tensor, "batch d_model"], T: float, n_save: int | None
-    ) -> Trajectory:
-        return straight_trajectory(acts, self._steer(acts, T), T, n_save)
-
     def _barrier(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, " batch"]:
         return 0.5 * ((self.scale_ - 1) * acts * acts).sum(-1) + acts @ self.shift_
 
@@ -90,7 +79,7 @@ def _quantiles(x: Tensor, levels: Tensor) -> Tensor:
     return srt[lo] * (1 - frac) + srt[hi] * frac
 
 
-class MiMiC(AbstractSteerer):
+class MiMiC(_OneStepSteerer):
     r"""MiMiC: the affine optimal-transport map between Gaussian fits of the two classes.
 
     ``m(a) = W a + c`` with ``W = S^{-1/2} (S^{1/2} P S^{1/2})^{1/2} S^{-1/2}`` (``S``, ``P`` the
@@ -143,16 +132,6 @@ class MiMiC(AbstractSteerer):
 
     def _velocity(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
         return (acts @ self.weight_.T + self.bias_ - acts) * self._gate(acts)
-
-    def _steer(
-        self, acts: Float[Tensor, "batch d_model"], T: float
-    ) -> Float[Tensor, "batch d_model"]:
-        return acts + T * self._velocity(acts)
-
-    def _trajectory(
-        self, acts: Float[Tensor, "batch d_model"], T: float, n_save: int | None
-    ) -> Trajectory:
-        return straight_trajectory(acts, self._steer(acts, T), T, n_save)
 
     def _barrier(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, " batch"]:
         quad = ((acts @ self.weight_.T) * acts).sum(-1) - (acts * acts).sum(-1)
