@@ -1,1 +1,1 @@
-"""Plotly figures for the frames of :mod:`lens_odesteer.analysis` and :mod:`lens_odesteer.evaluation`."""
+"""Plotly figures for the frames of :mod:`lens_odesteer.analysis` and ``evaluation``."""

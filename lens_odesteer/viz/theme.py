@@ -1,4 +1,4 @@
-"""A publication theme for every figure: readable fonts, white background, colour-blind-safe colours.
+"""A publication theme for figures: readable fonts, white background, colour-blind-safe colours.
 
 The palette is Okabe & Ito's eight colours, which stay distinguishable under the common forms of
 colour-vision deficiency. Methods keep one colour across all figures (:func:`method_colour`).
