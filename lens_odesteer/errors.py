@@ -17,6 +17,7 @@ __all__ = [
     "ModelLoadError",
     "NotFittedError",
     "ProvenanceError",
+    "ScorerUnavailableError",
     "ShapeMismatchError",
 ]
 
@@ -62,3 +63,7 @@ class ModelLoadError(LensOdesteerError, OSError):
 
 class ProvenanceError(LensOdesteerError, ValueError):
     """A steerer attached to a model other than the one its recorded provenance names."""
+
+
+class ScorerUnavailableError(LensOdesteerError, ImportError):
+    """An optional scorer (classifier, lexicon, embedder) whose package is not installed."""
