@@ -67,3 +67,7 @@ class ProvenanceError(LensOdesteerError, ValueError):
 
 class ScorerUnavailableError(LensOdesteerError, ImportError):
     """An optional scorer (classifier, lexicon, embedder) whose package is not installed."""
+
+
+class ExportError(LensOdesteerError, RuntimeError):
+    """A figure that cannot be written in a static format (no kaleido or no browser)."""

@@ -1,0 +1,207 @@
+"""Steering paths side by side: ODE trajectories and one-step straight segments, as tidy frames.
+
+:func:`trajectory_frame` integrates each method from the same activations and records, per saved
+step, the point in a view (:class:`~lens_odesteer.analysis.projection.Projection`), the barrier
+``h`` of one *reference* steerer (so every path is judged by the same ``h``), ``P(positive)``,
+the norm ``|a|`` and the distance travelled. One-step methods are saved at as many equally spaced
+times as the reference's steps, so their markers line up with the ODE's.
+
+Example:
+    >>> import torch, lens_odesteer as lo
+    >>> from lens_odesteer.analysis.projection import fit_projection
+    >>> from lens_odesteer.analysis.trajectories import trajectory_frame
+    >>> g = torch.Generator().manual_seed(0)
+    >>> pos, neg = torch.randn(40, 6, generator=g) + 1, torch.randn(40, 6, generator=g) - 1
+    >>> ode = lo.ODESteer(n_components=256).fit(pos, neg)
+    >>> step = lo.StepODESteer(n_components=256).fit(pos, neg)
+    >>> frame = trajectory_frame({"ODESteer": ode, "StepODESteer": step}, neg[:3], T=2.0,
+    ...                          view=fit_projection(pos, neg))
+    >>> frame.groupby("method")["step"].max().to_dict()
+    {'ODESteer': 10, 'StepODESteer': 10}
+    >>> frame.attrs["reference"]
+    'ODESteer'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from lens_odesteer._validation import as_float_acts, check_finite_float
+from lens_odesteer.analysis.projection import Projection
+from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
+from lens_odesteer.flows import Trajectory
+from lens_odesteer.steerers.base import AbstractSteerer, _OneStepSteerer, straight_trajectory
+
+#: Saved points of a one-step path when no reference step count applies.
+DEFAULT_N_SAVE = 11
+
+
+def is_one_step(steerer: AbstractSteerer) -> bool:
+    """True for methods whose path is one straight step (CAA, ITI, StepODESteer, LinAcT, ...)."""
+    return isinstance(steerer, _OneStepSteerer) or getattr(steerer, "n_steps", None) == 1
+
+
+def _check_methods(methods: Mapping[str, AbstractSteerer]) -> dict[str, AbstractSteerer]:
+    if not isinstance(methods, Mapping) or not methods:
+        raise InvalidParameterError(
+            "`methods` must be a non-empty dict from a label to a fitted steerer, e.g. "
+            f"{{'ODESteer': ode, 'CAA': caa}}; got {type(methods).__name__}."
+        )
+    out = {}
+    for label, steerer in methods.items():
+        if not isinstance(label, str) or not isinstance(steerer, AbstractSteerer):
+            raise InvalidParameterError(
+                f"`methods` maps labels (str) to steerers; got {label!r}: {type(steerer).__name__}."
+            )
+        steerer._check_is_fitted()
+        out[label] = steerer
+    d_models = {s.d_model_ for s in out.values()}
+    if len(d_models) != 1:
+        raise ShapeMismatchError(
+            f"The steerers were fitted on different widths {sorted(d_models)}; compare "
+            "methods fitted on the same hook."
+        )
+    return out
+
+
+def strengths(
+    methods: Mapping[str, AbstractSteerer], T: float | Mapping[str, float]
+) -> dict[str, float]:
+    """Resolve ``T`` (one value for all, or one per label) into a per-method dict."""
+    if isinstance(T, Mapping):
+        missing = [label for label in methods if label not in T]
+        if missing:
+            raise InvalidParameterError(
+                f"`T` gives no strength for {missing}; give one per method label or one float."
+            )
+        return {
+            label: check_finite_float(T[label], f"T[{label!r}]", minimum=0.0) for label in methods
+        }
+    value = check_finite_float(T, "T", minimum=0.0)
+    return dict.fromkeys(methods, value)
+
+
+def reference_label(methods: Mapping[str, AbstractSteerer], reference: str | None) -> str:
+    """The label whose barrier judges every path: given, else the first multi-step method."""
+    if reference is not None:
+        if reference not in methods:
+            raise InvalidParameterError(
+                f"`reference` {reference!r} is not one of the method labels {list(methods)}."
+            )
+        return reference
+    for label, steerer in methods.items():
+        if not is_one_step(steerer):
+            return label
+    return next(iter(methods))
+
+
+def method_paths(
+    methods: Mapping[str, AbstractSteerer],
+    acts: Float[Tensor, "batch d_model"],
+    T: float | Mapping[str, float],
+    *,
+    n_save: int | None = None,
+) -> dict[str, Trajectory]:
+    """Integrate every method from ``acts``; one-step paths get ``n_save`` points.
+
+    ``n_save`` defaults to one more than the largest ``n_steps`` among the fixed-step methods
+    (so one-step markers line up with ODE steps), or 11.
+    """
+    checked = _check_methods(methods)
+    Ts = strengths(checked, T)
+    if n_save is None:
+        counts = [getattr(s, "n_steps", None) for s in checked.values() if not is_one_step(s)]
+        steps = [c for c in counts if isinstance(c, int)]
+        n_save = max(steps) + 1 if steps else DEFAULT_N_SAVE
+    paths = {}
+    for label, s in checked.items():
+        if is_one_step(s):
+            # A one-step flow method (StepODESteer) saves only its end point; draw its segment.
+            with torch.inference_mode():
+                end = s.steer(acts, Ts[label]).to(s.dtype_)
+            paths[label] = straight_trajectory(acts.to(s.dtype_), end, Ts[label], n_save)
+        else:
+            paths[label] = s.trajectory(acts, Ts[label], n_save=n_save)
+    return paths
+
+
+def trajectory_frame(
+    methods: Mapping[str, AbstractSteerer],
+    acts: Float[Tensor, "batch d_model"],
+    T: float | Mapping[str, float],
+    *,
+    view: Projection | None = None,
+    reference: str | None = None,
+    n_save: int | None = None,
+) -> pd.DataFrame:
+    """Return every method's path from each row of ``acts`` as one long frame.
+
+    Args:
+        methods: label -> fitted steerer, e.g. ``{"ODESteer": ode, "CAA": caa}``.
+        acts: ``[batch, d_model]`` starting activations (e.g. held-out negatives).
+        T: one strength for all, or one per label (see each class for what ``T`` means; for
+            CAA it is a multiplier, for ODESteer an arc length).
+        view: a projection; adds ``x``, ``y`` (and ``z``) columns.
+        reference: the label whose barrier fills ``h`` and ``p_positive`` for every path
+            (default: the first multi-step method).
+        n_save: saved points of one-step paths (see :func:`method_paths`).
+
+    Returns:
+        Columns ``method``, ``row``, ``step``, ``t``, ``fraction`` (= t / T), ``h``,
+        ``p_positive``, ``norm`` (``|a(t)|``), ``displacement`` (``|a(t) - a(0)|``),
+        ``path_length`` (distance travelled so far), ``one_step``, ``stopped`` (rows frozen by
+        a margin) and the view coordinates. ``attrs`` holds ``reference`` and ``T``.
+    """
+    a = as_float_acts(acts, "acts", min_rows=1)
+    if a.dim() != 2:
+        raise ShapeMismatchError(f"`acts` must be [batch, d_model]; got {tuple(a.shape)}.")
+    checked = _check_methods(methods)
+    if view is not None and view.d_model != a.shape[1]:
+        raise ShapeMismatchError(
+            f"The view has d_model={view.d_model} but `acts` has {a.shape[1]}."
+        )
+    Ts = strengths(checked, T)
+    ref = reference_label(checked, reference)
+    paths = method_paths(checked, a, Ts, n_save=n_save)
+    frames = []
+    for label, traj in paths.items():
+        ys = traj.ys  # [k, batch, d]
+        k, batch = ys.shape[0], ys.shape[1]
+        with torch.inference_mode():
+            h = checked[ref].barrier(ys).double()
+        steps = (ys[1:] - ys[:-1]).norm(dim=-1).double()
+        travelled = torch.cat([torch.zeros(1, batch, dtype=torch.float64), steps.cumsum(0)])
+        ts = traj.ts.double()
+        T_m = Ts[label]
+        cols: dict[str, object] = {
+            "method": label,
+            "row": torch.arange(batch).repeat(k).numpy(),
+            "step": torch.arange(k).repeat_interleave(batch).numpy(),
+            "t": ts.repeat_interleave(batch).numpy(),
+            "fraction": (ts / T_m if T_m > 0 else torch.zeros_like(ts))
+            .repeat_interleave(batch)
+            .numpy(),
+            "h": h.reshape(-1).cpu().numpy(),
+            "p_positive": torch.sigmoid(h).reshape(-1).cpu().numpy(),
+            "norm": ys.norm(dim=-1).double().reshape(-1).cpu().numpy(),
+            "displacement": (ys - ys[0]).norm(dim=-1).double().reshape(-1).cpu().numpy(),
+            "path_length": travelled.reshape(-1).cpu().numpy(),
+            "one_step": is_one_step(checked[label]),
+        }
+        stopped = traj.stopped
+        cols["stopped"] = stopped.repeat(k).cpu().numpy() if stopped is not None else False
+        if view is not None:
+            c = view.transform(ys).double()
+            for i, axis in enumerate("xyz"[: view.n_components]):
+                cols[axis] = c[..., i].reshape(-1).cpu().numpy()
+        frames.append(pd.DataFrame(cols))
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs.update(reference=ref, T=Ts)
+    if view is not None:
+        out.attrs["axis_labels"] = view.axis_labels
+    return out
