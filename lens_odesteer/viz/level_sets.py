@@ -129,8 +129,12 @@ def level_set_figure(
             )
     if paths is not None:
         _require(paths, ["method", "row", "step", "x", "y"], "paths")
-        for method, sub in paths.groupby("method", sort=False):
+        # Reverse order: the first method (usually the ODE) is drawn last, on top; one-step
+        # paths are dashed so an ODE path that follows one stays visible.
+        groups = list(enumerate(paths.groupby("method", sort=False)))[::-1]
+        for rank, (method, sub) in groups:
             colour = method_colour(str(method))
+            dash = "dash" if "one_step" in sub and bool(sub["one_step"].iloc[0]) else "solid"
             first = True
             for _, row_frame in sub.groupby("row"):
                 row_frame = row_frame.sort_values("step")
@@ -141,8 +145,9 @@ def level_set_figure(
                         mode="lines+markers",
                         name=str(method),
                         legendgroup=str(method),
+                        legendrank=1000 + rank,
                         showlegend=first,
-                        line={"color": colour, "width": 2},
+                        line={"color": colour, "width": 2, "dash": dash},
                         marker={"size": 5, "color": colour},
                     )
                 )
@@ -167,15 +172,16 @@ def level_set_figure(
         xaxis_title=str(labels[0]),
         yaxis_title=str(labels[1]),
         legend={"orientation": "h", "y": -0.16, "x": 0.0},
-        margin={"b": 130},
+        margin={"b": 130, "t": 110},
     )
     fig.add_annotation(
-        text=f"Slice: {slice_text}. h lives in all d dimensions; this plane is one cut.",
+        text=f"Slice: {slice_text}.<br>h lives in all d dimensions; this plane is one cut.",
         xref="paper",
         yref="paper",
         x=0.0,
-        y=1.02,
+        y=1.01,
         showarrow=False,
+        align="left",
         xanchor="left",
         yanchor="bottom",
         font={"size": 11, "color": "#444444"},

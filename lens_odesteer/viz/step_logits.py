@@ -99,7 +99,9 @@ def logit_heatmap(
             row=1,
             col=col,
         )
-        fig.update_xaxes(title_text="step", row=1, col=col, dtick=1 if z.shape[1] <= 12 else None)
+        fig.update_xaxes(
+            title_text="step", row=1, col=col, dtick=1 if z.shape[1] <= 6 else 2, tickangle=0
+        )
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
         title={"text": title or f"Next-token {_VALUES[value]} at each step ({result.hook})"},
@@ -188,6 +190,8 @@ def target_logprob_figure(
     fig.update_xaxes(title_text=x_title, row=2, col=1)
     fig.update_layout(
         title={"text": title or f"Target tokens along the paths: {result.prompt!r}"},
-        legend={"orientation": "h", "y": -0.15, "x": 0.0},
+        legend={"orientation": "h", "y": -0.15, "x": 0.0, "yanchor": "top"},
     )
-    return apply_theme(fig, width=width, height=height)
+    fig = apply_theme(fig, width=width, height=height)
+    fig.update_layout(margin={"b": 130})
+    return fig

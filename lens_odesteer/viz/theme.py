@@ -87,7 +87,7 @@ def apply_theme(
     fig.update_layout(
         template="simple_white",
         font={"family": FONT_FAMILY, "size": FONT_SIZE, "color": "#222222"},
-        title={"font": {"size": FONT_SIZE + 3}, "x": 0.0, "xanchor": "left"},
+        title={"font": {"size": FONT_SIZE + 3}, "x": 0.0, "xref": "paper", "xanchor": "left"},
         colorway=list(PALETTE),
         margin={"l": 70, "r": 30, "t": 70, "b": 60},
         legend={"bgcolor": "rgba(255,255,255,0.8)", "borderwidth": 0},

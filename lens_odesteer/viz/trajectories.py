@@ -70,7 +70,8 @@ def trajectory_profile_figure(
         vertical_spacing=0.06,
         subplot_titles=[label for _, label in _PANELS],
     )
-    for method, sub in paths.groupby("method", sort=False):
+    # Reverse order: the first method (usually the ODE) is drawn last, on top.
+    for rank, (method, sub) in list(enumerate(paths.groupby("method", sort=False)))[::-1]:
         colour = method_colour(str(method))
         for panel, (column, _) in enumerate(_PANELS, start=1):
             for _, row_frame in sub.groupby("row"):
@@ -97,6 +98,7 @@ def trajectory_profile_figure(
                     name=str(method),
                     legendgroup=str(method),
                     showlegend=panel == 1,
+                    legendrank=1000 + rank,
                     line={"color": colour, "width": 3},
                     marker={"size": 5},
                 ),
@@ -108,10 +110,14 @@ def trajectory_profile_figure(
     ref = paths.attrs.get("reference", "the reference steerer")
     fig.update_layout(
         title={"text": title or f"Along the paths (h and P judged by {ref}'s barrier)"},
-        legend={"orientation": "h", "y": -0.1, "x": 0.0},
     )
     fig.update_xaxes(title_text=_X_TITLES[x], row=3, col=1)
-    return apply_theme(fig, width=width, height=height)
+    fig = apply_theme(fig, width=width, height=height)
+    fig.update_layout(
+        legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.08, "yanchor": "bottom"},
+        margin={"t": 110},
+    )
+    return fig
 
 
 def trajectory_figure_3d(
@@ -159,6 +165,14 @@ def trajectory_figure_3d(
     labels = paths.attrs.get("axis_labels", ("axis 1", "axis 2", "axis 3"))
     fig.update_layout(
         title={"text": title or "Steering paths in a 3-D view"},
-        scene={"xaxis_title": labels[0], "yaxis_title": labels[1], "zaxis_title": labels[2]},
+        scene={
+            "xaxis_title": labels[0],
+            "yaxis_title": labels[1],
+            "zaxis_title": labels[2],
+            "aspectmode": "cube",
+            "camera": {"eye": {"x": 1.7, "y": -1.5, "z": 0.9}},
+        },
     )
-    return apply_theme(fig, width=width, height=height)
+    fig = apply_theme(fig, width=width, height=height)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    return fig
