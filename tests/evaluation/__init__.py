@@ -1,0 +1,1 @@
+"""Tests of lens_odesteer.evaluation."""
