@@ -1,0 +1,309 @@
+"""Search for a barrier that fits the data and see whether its flow bends.
+
+ODESteer's default barrier is close to linear on our default model
+(``../shared/docs/METHOD.md``, section 7), so multi-step integration barely differs from one step.
+:func:`search_barrier` fits many barriers on one set of activations (one collection, many fits):
+the normalised degree-2/3 TensorSketch over ``gamma``, ``C`` and sketch size, the sketch on raw
+activations, random Fourier features over the bandwidth, the MLP value network, and linear probes
+as the reference. It ranks them by held-out log-likelihood (or AUC) on a split drawn once with a
+fixed seed, returns the best as a fitted :class:`~lens_odesteer.ODESteer`, and runs
+:func:`~lens_odesteer.analysis.nonlinearity.field_variation` on it (and, by default, on every
+candidate) to say how nonlinear it is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+from lens_odesteer._validation import check_choice, check_finite_float, split_fit_args
+from lens_odesteer.analysis.nonlinearity import FieldVariation, binary_auc, field_variation
+from lens_odesteer.barriers import (
+    AbstractBarrier,
+    KernelLogisticBarrier,
+    LinearBarrier,
+    MLPValueBarrier,
+)
+from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
+from lens_odesteer.features import PolynomialSketch, RandomFourierFeatures
+from lens_odesteer.steerers import ODESteer
+
+ParamValue = float | int | bool | str
+_CRITERIA = ("log_likelihood", "auc")
+#: Columns of the diagnostic copied into the search frame for every candidate.
+_DIAGNOSTIC_METRICS = ("mean_pairwise_cosine", "gap_median", "bend_median", "turn_deg_median")
+
+
+@dataclass(frozen=True)
+class BarrierCandidate:
+    """One configuration: a family name, its parameters (for the table) and an unfitted barrier.
+
+    Example:
+        >>> import lens_odesteer as lo
+        >>> c = BarrierCandidate("linear", {"C": 1.0}, lo.LinearBarrier(C=1.0))
+        >>> c.label
+        'linear(C=1)'
+    """
+
+    family: str
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    barrier: AbstractBarrier = field(default_factory=KernelLogisticBarrier)
+
+    @property
+    def label(self) -> str:
+        """``family(key=value, ...)``."""
+        inner = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items()
+        )
+        return f"{self.family}({inner})"
+
+
+def default_barrier_grid(
+    train_acts: Float[Tensor, "n_samples d_model"],
+    *,
+    n_components: int = 8000,
+    seed: int = 0,
+) -> list[BarrierCandidate]:
+    """The default search grid (28 candidates), scaled to ``train_acts`` where needed.
+
+    * ``linear``: probe on ``a / |a|`` with ``C`` in {0.1, 1, 10}, and on raw ``a`` (C = 1);
+    * ``sketch``: normalised degree-2 TensorSketch with ``gamma`` in {0.1, 1, 10} x ``C`` in
+      {0.1, 1, 10}; degree 3 with ``gamma`` in {1, 10}; a 2000-wide sketch (gamma 1);
+    * ``sketch_raw``: the degree-2 sketch of raw ``a`` with ``gamma = g / m^2`` (``m`` the median
+      norm, ``g`` in {0.1, 1, 10}), the same scale as the normalised one;
+    * ``rff``: Gaussian random Fourier features with bandwidth ``k * sigma0`` (``sigma0`` the
+      median pairwise distance / sqrt 2, ``k`` in {0.5, 1, 2}) and ``C`` in {1, 10};
+    * ``mlp``: the value network (64 tanh units) with ``weight_decay`` in {1e-3, 1e-2, 1e-1}.
+
+    Unmarked settings are ODESteer's defaults (``coef0 = 1``, ``seed``).
+    """
+    acts = train_acts.reshape(-1, train_acts.shape[-1])
+    m2 = float(acts.norm(dim=-1).median()) ** 2
+    sigma0 = _median_distance(acts, seed) / math.sqrt(2.0)
+    out = [
+        BarrierCandidate("linear", {"normalize": True, "C": c}, LinearBarrier(C=c, normalize=True))
+        for c in (0.1, 1.0, 10.0)
+    ]
+    out.append(BarrierCandidate("linear", {"normalize": False, "C": 1.0}, LinearBarrier()))
+
+    def sketch(degree: int, gamma: float, c: float, width: int) -> BarrierCandidate:
+        feats = PolynomialSketch(n_components=width, degree=degree, gamma=gamma, seed=seed)
+        params = {"degree": degree, "gamma": gamma, "C": c, "n_components": width}
+        return BarrierCandidate("sketch", params, KernelLogisticBarrier(feats, C=c))
+
+    out += [sketch(2, g, c, n_components) for g in (0.1, 1.0, 10.0) for c in (0.1, 1.0, 10.0)]
+    out += [sketch(3, g, 1.0, n_components) for g in (1.0, 10.0)]
+    out.append(sketch(2, 1.0, 1.0, 2000))
+    for g in (0.1, 1.0, 10.0):
+        feats = PolynomialSketch(
+            n_components=n_components, gamma=g / max(m2, 1e-12), normalize=False, seed=seed
+        )
+        params = {"degree": 2, "gamma": g, "C": 1.0, "n_components": n_components}
+        out.append(BarrierCandidate("sketch_raw", params, KernelLogisticBarrier(feats)))
+    for k in (0.5, 1.0, 2.0):
+        for c in (1.0, 10.0):
+            rff = RandomFourierFeatures(n_components, bandwidth=k * sigma0, seed=seed)
+            params = {"bandwidth_x_median": k, "C": c, "n_components": n_components}
+            out.append(BarrierCandidate("rff", params, KernelLogisticBarrier(rff, C=c)))
+    out += [
+        BarrierCandidate("mlp", {"weight_decay": wd}, MLPValueBarrier(weight_decay=wd, seed=seed))
+        for wd in (1e-3, 1e-2, 1e-1)
+    ]
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class BarrierSearchResult:
+    """Result of :func:`search_barrier`.
+
+    Attributes:
+        frame: one row per candidate: ``candidate, label, family``, its parameters,
+            ``train_log_likelihood, test_log_likelihood, test_auc, test_accuracy, fit_s,
+            converged, n_warnings``, the diagnostic columns (``mean_pairwise_cosine,
+            gap_median, bend_median, turn_deg_median``) when computed, ``rank`` (1 = best by the
+            criterion) and ``best``.
+        best: the chosen candidate.
+        steerer: ``ODESteer(custom_barrier=best.barrier)`` fitted on the training split (on all
+            data with ``refit=True``).
+        diagnostic: :func:`field_variation` of the best steerer (fitted on the training split)
+            on the held-out split.
+        criterion: ``"log_likelihood"`` or ``"auc"``.
+    """
+
+    frame: pd.DataFrame
+    best: BarrierCandidate
+    steerer: ODESteer
+    diagnostic: FieldVariation
+    criterion: str
+
+    def summary(self) -> str:
+        """The winner, its score next to the best linear probe's, and how much its flow bends."""
+        col = "test_log_likelihood" if self.criterion == "log_likelihood" else "test_auc"
+        top = self.frame.loc[self.frame["best"]].iloc[0]
+        text = (
+            f"Best of {len(self.frame)} barriers by held-out {self.criterion.replace('_', '-')}: "
+            f"{self.best.label} (log-likelihood {top['test_log_likelihood']:.4f}, AUC "
+            f"{top['test_auc']:.3f}, accuracy {top['test_accuracy']:.3f})."
+        )
+        linear = self.frame[self.frame["family"] == "linear"]
+        if len(linear) and top["family"] != "linear":
+            lin = linear.loc[linear[col].idxmax()]
+            text += (
+                f" Best linear probe: {lin['label']} (log-likelihood "
+                f"{lin['test_log_likelihood']:.4f}, AUC {lin['test_auc']:.3f})."
+            )
+        return text + " " + self.diagnostic.summary()
+
+
+def search_barrier(
+    pos_acts: Float[Tensor, "n_pos d_model"],
+    neg_acts: Float[Tensor, "n_neg d_model"],
+    *,
+    candidates: Sequence[BarrierCandidate] | None = None,
+    criterion: str = "log_likelihood",
+    test_size: float = 0.3,
+    seed: int = 0,
+    held_out: tuple[Tensor, Tensor] | None = None,
+    T: float | None = None,
+    solver: str = "euler",
+    n_steps: int = 10,
+    diagnose_all: bool = True,
+    refit: bool = False,
+) -> BarrierSearchResult:
+    """Fit every candidate barrier once, rank them on held-out data, diagnose the best.
+
+    Main arguments:
+        pos_acts, neg_acts: activations ``[n, d_model]`` of the two classes.
+        candidates: the grid; default :func:`default_barrier_grid` of the training rows.
+        criterion: ``"log_likelihood"`` (mean held-out ``log P(label | a)``, default) or
+            ``"auc"`` (of ``h``).
+
+    Other arguments:
+        test_size, seed: a stratified random split of each class, drawn once. Pass
+            ``held_out=(test_pos, test_neg)`` instead to use your own (e.g. grouped by question).
+        T: strength of the diagnostics (default as :func:`field_variation`: CAA x1's
+            displacement on the held-out rows).
+        solver, n_steps: the flow of the returned :class:`~lens_odesteer.ODESteer`.
+        diagnose_all: run the diagnostic on every candidate (adds its columns to the frame).
+        refit: refit the chosen steerer on training and held-out rows together.
+
+    Example:
+        >>> import torch, lens_odesteer as lo
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> pos, neg = torch.randn(60, 4, generator=gen) + 1, torch.randn(60, 4, generator=gen)
+        >>> grid = [BarrierCandidate("linear", {"C": 1.0}, lo.LinearBarrier()),
+        ...         BarrierCandidate("mlp", {}, lo.MLPValueBarrier(hidden=8))]
+        >>> result = search_barrier(pos, neg, candidates=grid)
+        >>> list(result.frame["label"]), result.best.family in ("linear", "mlp")
+        (['linear(C=1)', 'mlp()'], True)
+    """
+    check_choice(criterion, "criterion", _CRITERIA)
+    pos, neg = split_fit_args(pos_acts, neg_acts)
+    if held_out is None:
+        (train_pos, test_pos), (train_neg, test_neg) = (
+            _split(pos, test_size, seed, "pos_acts"),
+            _split(neg, test_size, seed + 1, "neg_acts"),
+        )
+    else:
+        train_pos, train_neg = pos, neg
+        test_pos, test_neg = split_fit_args(*held_out)
+        if test_pos.shape[-1] != pos.shape[-1]:
+            raise ShapeMismatchError(
+                f"`held_out` has d_model={test_pos.shape[-1]} but `pos_acts` has "
+                f"d_model={pos.shape[-1]}; use activations from the same hook."
+            )
+    grid = (
+        list(candidates)
+        if candidates is not None
+        else default_barrier_grid(torch.cat([train_pos, train_neg]), seed=seed)
+    )
+    if not grid:
+        raise InvalidParameterError("`candidates` is empty; give at least one BarrierCandidate.")
+    test_acts = torch.cat([test_pos, test_neg])
+    test_labels = torch.arange(test_acts.shape[0], device=test_acts.device) < test_pos.shape[0]
+    train_acts = torch.cat([train_pos, train_neg])
+    train_labels = torch.arange(train_acts.shape[0], device=train_acts.device) < train_pos.shape[0]
+
+    records, steerers = [], []
+    for i, cand in enumerate(grid):
+        steerer = ODESteer(custom_barrier=cand.barrier, solver=solver, n_steps=n_steps)
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            steerer.fit(train_pos, train_neg)
+        record: dict[str, object] = {"candidate": i, "label": cand.label, "family": cand.family}
+        record.update(cand.params)
+        barrier = steerer.barrier_
+        test_logit = barrier.logit(test_acts.to(steerer.dtype_))
+        record.update(
+            train_log_likelihood=_log_likelihood(
+                barrier.logit(train_acts.to(steerer.dtype_)), train_labels
+            ),
+            test_log_likelihood=_log_likelihood(test_logit, test_labels),
+            test_auc=binary_auc(test_logit, test_labels),
+            test_accuracy=float(
+                ((barrier.value(test_acts.to(steerer.dtype_)) >= 0) == test_labels).double().mean()
+            ),
+            fit_s=time.perf_counter() - start,
+            converged=bool(getattr(barrier, "converged_", True)),
+            n_warnings=len(caught),
+        )
+        if diagnose_all:
+            diag = field_variation(steerer, test_acts, labels=test_labels, T=T).to_frame()
+            values = dict(zip(diag["metric"], diag["value"], strict=True))
+            record.update({k: values[k] for k in _DIAGNOSTIC_METRICS})
+        records.append(record)
+        steerers.append(steerer)
+
+    frame = pd.DataFrame(records)
+    col = "test_log_likelihood" if criterion == "log_likelihood" else "test_auc"
+    score = frame[col].astype(float).fillna(-math.inf)
+    frame["rank"] = score.rank(ascending=False, method="first").astype(int)
+    best_i = int(frame.index[frame["rank"] == 1][0])
+    frame["best"] = frame.index == best_i
+    best = grid[best_i]
+    diagnostic = field_variation(steerers[best_i], test_acts, labels=test_labels, T=T)
+    steerer = steerers[best_i]
+    if refit:
+        steerer = ODESteer(custom_barrier=best.barrier, solver=solver, n_steps=n_steps).fit(
+            torch.cat([train_pos, test_pos]), torch.cat([train_neg, test_neg])
+        )
+    return BarrierSearchResult(frame, best, steerer, diagnostic, criterion)
+
+
+def _split(acts: Tensor, test_size: float, seed: int, name: str) -> tuple[Tensor, Tensor]:
+    test_size = check_finite_float(test_size, "test_size", minimum=0.0, strict=True)
+    if test_size >= 1.0:
+        raise InvalidParameterError(f"`test_size` must be in (0, 1); got {test_size}.")
+    n = acts.shape[0]
+    n_test = min(max(round(test_size * n), 1), n - 1)
+    if n < 2:
+        raise InvalidParameterError(
+            f"`{name}` has {n} row(s); a held-out split needs at least 2 per class."
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(acts.device)
+    return acts[perm[n_test:]], acts[perm[:n_test]]
+
+
+def _log_likelihood(logit: Tensor, labels: Tensor) -> float:
+    signs = labels.to(logit.dtype) * 2 - 1
+    return float(-F.softplus(-signs * logit).double().mean())
+
+
+def _median_distance(acts: Tensor, seed: int, max_rows: int = 2000) -> float:
+    x = acts.double()
+    if x.shape[0] > max_rows:
+        x = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:max_rows]]
+    dist = torch.cdist(x, x)
+    iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
+    vals = dist[iu[0], iu[1]]
+    return float(vals.median()) if vals.numel() and float(vals.median()) > 0 else 1.0
