@@ -26,7 +26,7 @@ steerer's solver (a ``margin`` is ignored: it only shortens paths).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +36,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from lens_odesteer._validation import as_float_acts, check_finite_float, check_positive_int
-from lens_odesteer.activations import collect_activations
-from lens_odesteer.datasets import ContrastDataset
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.flows.integrate import integrate
-from lens_odesteer.models.names import HookedModel, resid_post
-from lens_odesteer.steerers import AbstractSteerer, LinAcT, MiMiC, ODESteer
+from lens_odesteer.steerers import AbstractSteerer, LinAcT, MiMiC
 
 #: Rows whose field is shorter than this are left out of the direction statistics.
 _MIN_SPEED = 1e-12
@@ -272,121 +269,6 @@ def binary_auc(scores: Float[Tensor, " n"], labels: Tensor) -> float | None:
     average_rank = ends - (counts - 1) / 2.0  # 1-based mean rank of each tied block
     ranks = average_rank[inverse]
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-# --------------------------------------------------------------------------- per layer
-
-
-@dataclass(frozen=True, eq=False)
-class LayerSplit:
-    """Train and held-out activations of one hook (rows: texts of a contrast set)."""
-
-    hook_name: str
-    train_pos: Float[Tensor, "n_train_pos d_model"]
-    train_neg: Float[Tensor, "n_train_neg d_model"]
-    test_pos: Float[Tensor, "n_test_pos d_model"]
-    test_neg: Float[Tensor, "n_test_neg d_model"]
-
-    def test_acts_and_labels(self) -> tuple[Tensor, Tensor]:
-        """Held-out activations (positives first) and their boolean labels."""
-        acts = torch.cat([self.test_pos, self.test_neg])
-        labels = torch.zeros(acts.shape[0], dtype=torch.bool)
-        labels[: self.test_pos.shape[0]] = True
-        return acts, labels
-
-
-def collect_layer_splits(
-    model: HookedModel,
-    data: ContrastDataset,
-    layers: Sequence[int],
-    *,
-    test_size: float = 0.3,
-    seed: int = 0,
-    position: str | int = "last",
-    prepend_bos: bool | None = None,
-    batch_size: int = 16,
-) -> dict[int, LayerSplit]:
-    """Collect ``resid_post`` activations of every layer in one pass per text set, split by group.
-
-    ``data.split(test_size, seed)`` decides the split (all pairs of one group, e.g. one
-    question, land on the same side); each of the four text sets runs through the model once,
-    with every requested hook captured in that pass.
-    """
-    if not layers:
-        raise InvalidParameterError("`layers` is empty; give at least one layer index.")
-    train, test = data.split(test_size, seed)
-    hooks = [resid_post(int(layer)) for layer in layers]
-
-    def run(texts: list[str]) -> dict[str, Tensor]:
-        out = collect_activations(
-            model,
-            texts,
-            hooks,
-            position=position,
-            prepend_bos=prepend_bos,
-            batch_size=batch_size,
-            progress=False,
-        )
-        assert isinstance(out, dict)
-        return out
-
-    parts = [
-        run(train.positive_texts()),
-        run(train.negative_texts()),
-        run(test.positive_texts()),
-        run(test.negative_texts()),
-    ]
-    return {
-        int(layer): LayerSplit(hook, *(part[hook] for part in parts))
-        for layer, hook in zip(layers, hooks, strict=True)
-    }
-
-
-def field_variation_over_splits(
-    splits: Mapping[int, LayerSplit],
-    *,
-    make_steerer: Callable[[], AbstractSteerer] = ODESteer,
-    T: float | None = None,
-    n_steps: int | None = None,
-) -> pd.DataFrame:
-    """Fit ``make_steerer()`` on each layer's train split and run :func:`field_variation` on
-    its held-out split (with labels). Returns the stacked :meth:`FieldVariation.to_frame` with
-    ``layer`` and ``hook_name`` columns; ``T=None`` uses each layer's default."""
-    frames = []
-    for layer, split in splits.items():
-        steerer = make_steerer().fit(split.train_pos, split.train_neg)
-        acts, labels = split.test_acts_and_labels()
-        fv = field_variation(steerer, acts, labels=labels, T=T, n_steps=n_steps)
-        frame = fv.to_frame()
-        frame.insert(0, "hook_name", split.hook_name)
-        frame.insert(0, "layer", layer)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def field_variation_by_layer(
-    model: HookedModel,
-    data: ContrastDataset,
-    layers: Sequence[int],
-    *,
-    make_steerer: Callable[[], AbstractSteerer] = ODESteer,
-    T: float | None = None,
-    test_size: float = 0.3,
-    seed: int = 0,
-    batch_size: int = 16,
-) -> pd.DataFrame:
-    """Collect activations at ``resid_post`` of each layer, fit a steerer, run the diagnostic.
-
-    Long-form result: ``layer, hook_name, steerer, T, solver, n_steps, n_rows, metric, value``
-    (metrics as :meth:`FieldVariation.to_frame`); plot it with
-    :func:`lens_odesteer.viz.nonlinearity.plot_field_variation_by_layer`. For several steerers
-    or a barrier search on the same activations, call :func:`collect_layer_splits` once and
-    :func:`field_variation_over_splits` per steerer.
-    """
-    splits = collect_layer_splits(
-        model, data, layers, test_size=test_size, seed=seed, batch_size=batch_size
-    )
-    return field_variation_over_splits(splits, make_steerer=make_steerer, T=T)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -12,12 +12,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 import lens_odesteer as lo
-from lens_odesteer.analysis.nonlinearity import (
-    FieldVariation,
-    binary_auc,
-    field_variation,
-    field_variation_by_layer,
-)
+from lens_odesteer.analysis.layer_sweep import field_variation_by_layer, split_by_group
+from lens_odesteer.analysis.nonlinearity import FieldVariation, binary_auc, field_variation
 from lens_odesteer.barriers import AbstractBarrier
 
 
@@ -270,6 +266,21 @@ def test_field_variation_by_layer_on_tiny_model() -> None:
     assert len(one) == 1 and -1.0 <= float(one["value"].iloc[0]) <= 1.0
     assert (frame.loc[frame["metric"] == "auc", "value"].between(0, 1)).all()
     assert (frame["n_rows"] == 12).all()  # 6 held-out pairs, both texts
+
+
+def test_split_by_group_matches_dataset_split() -> None:
+    triples = [(f"q{i // 3}", f"yes {i}", f"no {i}", str(i // 3)) for i in range(30)]
+    data = lo.ContrastDataset.from_triples("grouped", triples)
+    pos = torch.arange(30.0).unsqueeze(-1).repeat(1, 2)
+    split = split_by_group(data, "h", pos, -pos, test_size=0.3, seed=4)
+    _, test = data.split(0.3, seed=4)
+    test_rows = sorted(int(p.positive.split()[1]) for p in test)
+    assert split.test_pos[:, 0].long().tolist() == test_rows
+    assert split.train_pos.shape[0] + split.test_pos.shape[0] == 30
+    acts, labels = split.test_acts_and_labels()
+    assert labels.sum() == len(test_rows) and acts.shape == (2 * len(test_rows), 2)
+    with pytest.raises(lo.ShapeMismatchError, match="one row per pair"):
+        split_by_group(data, "h", pos[:5], -pos[:5])
 
 
 def test_plot_field_variation_figures() -> None:
