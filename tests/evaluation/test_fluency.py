@@ -20,7 +20,7 @@ from lens_odesteer.evaluation.fluency import (
     fluency_frame,
     repetition_rate,
 )
-from lens_odesteer.hooks import steering
+from lens_odesteer.hooks import generate, steering
 from lens_odesteer.models import tiny_bridge
 
 BAD_INPUT = (InvalidParameterError, TypeError)  # TypeError: beartype/jaxtyping in the full run
@@ -206,17 +206,6 @@ def smol() -> object:
     return lo.load_model(progress=False)
 
 
-def _greedy(model: object, prompt: str, n: int) -> torch.Tensor:
-    """The model's own greedy continuation (n tokens), by plain forward passes."""
-    ids = model.to_tokens(prompt)  # type: ignore[attr-defined]
-    start = ids.shape[1]
-    with torch.no_grad():
-        for _ in range(n):
-            nxt = model(ids)[0, -1].argmax()  # type: ignore[operator]
-            ids = torch.cat([ids, nxt.view(1, 1)], dim=1)
-    return ids[0, start:]
-
-
 @pytest.mark.slow
 def test_smol_reproduces_offline_md_perplexity(smol: object) -> None:
     # OFFLINE.md: HF exp(loss) over the sentence without BOS (first token unscored) = 148.
@@ -229,8 +218,8 @@ def test_smol_reproduces_offline_md_perplexity(smol: object) -> None:
 @pytest.mark.slow
 def test_smol_greedy_continuation_beats_shuffled_words(smol: object) -> None:
     prompts = ["The capital of France is", "Once upon a time, there was a"]
-    tokens = [_greedy(smol, p, 8) for p in prompts]
-    texts = [smol.tokenizer.decode(t) for t in tokens]  # type: ignore[attr-defined]
+    # The model's own greedy continuations, as the evaluation tasks generate them.
+    texts, tokens = generate(smol, prompts, max_new_tokens=8, return_tokens=True)
     rng = random.Random(0)
     shuffled = []
     for text in texts:
