@@ -148,7 +148,7 @@ def fit_projection(
     pos_acts: Float[Tensor, "n_pos d_model"],
     neg_acts: Float[Tensor, "n_neg d_model"] | None = None,
     *,
-    method: ProjectionMethod = "mean_diff",
+    method: ProjectionMethod | str = "mean_diff",
     n_components: int = 2,
     directions: Sequence[Tensor] | Tensor | None = None,
     labels: Sequence[str] | None = None,

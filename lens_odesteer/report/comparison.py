@@ -198,8 +198,8 @@ _CAPTIONS = {
 def comparison_report(
     model: HookedModel,
     hook: str,
-    pos_acts: Float[Tensor, "n_pos d_model"],
-    neg_acts: Float[Tensor, "n_neg d_model"],
+    pos_acts: Tensor,
+    neg_acts: Tensor,
     out_dir: str | Path,
     *,
     ode: ODESteer | None = None,
@@ -221,7 +221,8 @@ def comparison_report(
     Args:
         model: the model the activations came from.
         hook: their hook name (e.g. ``lo.resid_post(15)``).
-        pos_acts, neg_acts: the contrast activations (fit data of the methods and the view).
+        pos_acts, neg_acts: ``[n, d_model]`` contrast activations (fit data of the methods and
+            the view).
         out_dir: folder for ``report.html``, CSV frames and exported figures (created).
         ode: a fitted ODESteer (default: fitted here with default settings).
         methods, T: the methods to compare (label -> fitted steerer; the first multi-step one

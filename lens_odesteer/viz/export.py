@@ -26,7 +26,6 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -90,7 +89,7 @@ def _write_static(
     paths: list[Path],
     width: int | None,
     height: int | None,
-    scale: float,
+    scale: float | int,
 ) -> None:
     reason = static_export_status()
     if reason is not None:
@@ -112,7 +111,7 @@ def _write_static(
             tmp.unlink(missing_ok=True)
 
 
-def _check_size(width: int | None, height: int | None, scale: float) -> None:
+def _check_size(width: int | None, height: int | None, scale: float | int) -> None:
     for name, value in (("width", width), ("height", height)):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 10
@@ -132,7 +131,7 @@ def save_figure(
     *,
     width: int | None = None,
     height: int | None = None,
-    scale: float = 2.0,
+    scale: float | int = 2.0,
 ) -> Path:
     """Write one figure; the format comes from the suffix (.html, .json, .png, .svg, .pdf).
 
@@ -169,8 +168,8 @@ def save_figures(
     formats: Iterable[str] = ("html", "png", "svg", "pdf"),
     width: int | None = None,
     height: int | None = None,
-    scale: float = 2.0,
-    static: Literal["auto", "require", "skip"] = "auto",
+    scale: float | int = 2.0,
+    static: str = "auto",
 ) -> dict[str, list[Path]]:
     """Write several named figures in several formats into ``out_dir`` (created if needed).
 
