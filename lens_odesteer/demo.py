@@ -5,7 +5,9 @@ built-in sentiment pairs at one residual-stream hook, fits ODESteer and one-step
 addition (CAA), and generates greedy continuations of held-out neutral prompts unsteered, with CAA
 and with ODESteer (scope ``"last"``). For each prompt it prints the three continuations with the
 ODESteer barrier ``h`` at the last prompt token before and after each method's edit, and a VADER
-sentiment score of each continuation; then it saves both steerers with their provenance.
+sentiment score of each continuation; then it saves both steerers with their provenance and writes
+the comparison report (:func:`lens_odesteer.report.comparison_report`: barrier level sets, paths
+of ODESteer vs one-step steering, per-step logit changes) as ``<out>/report/report.html``.
 
 Strengths are matched by displacement: CAA moves by ``caa_strength * |mu_+ - mu_-|``, and
 ODESteer integrates for the same arc length ``T``, so the comparison is not a comparison of two
@@ -29,6 +31,7 @@ from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.hooks import generate
 from lens_odesteer.models.loading import load_model, model_provenance
 from lens_odesteer.models.names import model_n_layers, resid_post
+from lens_odesteer.report import comparison_report
 from lens_odesteer.steerers import CAA, ODESteer
 
 
@@ -46,6 +49,7 @@ class DemoConfig:
     seed: int = 0
     out_dir: str = "runs/demo"
     prompts: tuple[str, ...] = field(default_factory=tuple)
+    report: bool = True
 
 
 def run_demo(config: DemoConfig, stream: TextIO = sys.stdout) -> dict[str, Any]:
@@ -115,6 +119,29 @@ def run_demo(config: DemoConfig, stream: TextIO = sys.stdout) -> dict[str, Any]:
         "steerer_files": paths,
         "wall_time_s": time.perf_counter() - t_start,
     }
+    if config.report:
+        say("writing the comparison report (level sets, paths, per-step logits)")
+        held_out = collect_activations(
+            model, test.negative_texts()[: config.n_prompts], hook, progress=False
+        )
+        assert isinstance(held_out, torch.Tensor)
+        report = comparison_report(
+            model,
+            hook,
+            pos,
+            neg,
+            out / "report",
+            ode=ode,
+            T=T,
+            start_acts=held_out,
+            prompt=prompts[0],
+        )
+        summary["report"] = str(report.html_path)
+        summary["relative_end_gap_ode_vs_step"] = report.summary["relative_end_gap"]
+        stream.write(f"\nComparison report: {report.html_path}\n")
+        if report.static_skipped:
+            stream.write(f"(figures written as HTML only: {report.static_skipped})\n")
+    summary["wall_time_s"] = time.perf_counter() - t_start
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     say(f"saved steerers and summary to {out}/")
     return summary
