@@ -21,10 +21,15 @@ from lens_odesteer.features.identity import IdentityFeatures
 from lens_odesteer.features.sketch import PolynomialSketch, sketch_quadratic_form
 
 _FIT_CHUNK = 4096
-#: Use the exact quadratic form of a degree-2 sketch barrier up to this many matrix entries,
-#: (d_model + 1)^2. Measured here (n = 8000, batch 1-64): 10x faster than the FFT path at
-#: d_model 576, 1.3-1.7x at 2048; at 4096 the FFTs are cheaper and the matrix takes 67 MB.
-_QUADRATIC_MAX_ENTRIES = 2049**2
+#: When the exact quadratic form of a degree-2 sketch barrier replaces the FFTs (n = 8000), by
+#: d_model: always up to 1536; up to 2048 for batches of at least ``_QUADRATIC_MIN_ROWS_WIDE``
+#: rows; never above 2048 (there the FFTs are cheaper and the matrix takes 67 MB at 4096).
+#: Measured on one CPU core, Euler x10: the quadratic form is 3-7x faster at d_model 576-1024,
+#: 1.1-2x at 1536; at 2048 it is 1.4x slower for batches of 1-8, even at 64 and 1.4x faster at
+#: 512.
+_QUADRATIC_ALWAYS_MAX_D = 1536
+_QUADRATIC_MAX_D = 2048
+_QUADRATIC_MIN_ROWS_WIDE = 128
 _LB = TypeVar("_LB", bound="_LogisticBarrier")
 
 
@@ -68,24 +73,23 @@ class _LogisticBarrier(AbstractBarrier):
 
     def _on_moved(self) -> None:
         self._quadratic: tuple[Tensor, Tensor, Tensor] | None = None
+        self._quadratic_min_rows = 0
         if not hasattr(self, "coef_"):
             return
         self._coef_spectrum = torch.fft.rfft(self.coef_)
         fm = self.features_
-        if (
-            isinstance(fm, PolynomialSketch)
-            and fm.degree == 2
-            and (fm.d_model_ + 1) ** 2 <= _QUADRATIC_MAX_ENTRIES
-        ):
+        if isinstance(fm, PolynomialSketch) and fm.degree == 2 and fm.d_model_ <= _QUADRATIC_MAX_D:
             # Exact rewrite of the degree-2 sketch barrier as a quadratic form in a / |a|: one
             # small matmul per evaluation instead of FFTs of length n.
             self._quadratic = sketch_quadratic_form(fm, self.coef_)
+            if fm.d_model_ > _QUADRATIC_ALWAYS_MAX_D:
+                self._quadratic_min_rows = _QUADRATIC_MIN_ROWS_WIDE
 
     def _value_and_grad(
         self, acts: Float[Tensor, "batch d_model"]
     ) -> tuple[Float[Tensor, " batch"], Float[Tensor, "batch d_model"]]:
         fm = self.features_
-        if self._quadratic is not None:
+        if self._quadratic is not None and acts.shape[0] >= self._quadratic_min_rows:
             assert isinstance(fm, PolynomialSketch)
             dot, grad = _quadratic_dot_and_grad(fm, self._quadratic, acts)
         elif isinstance(fm, PolynomialSketch):
@@ -95,7 +99,7 @@ class _LogisticBarrier(AbstractBarrier):
         return dot + (self.intercept_ + self.log_prior_ratio_), grad
 
     def _value(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, " batch"]:
-        if self._quadratic is not None:
+        if self._quadratic is not None and acts.shape[0] >= self._quadratic_min_rows:
             return self._value_and_grad(acts)[0]
         return self.features_.transform(acts) @ self.coef_ + (
             self.intercept_ + self.log_prior_ratio_

@@ -24,6 +24,13 @@ from torch import Tensor
 from lens_odesteer._validation import check_finite_float, check_positive_int
 from lens_odesteer.features.base import AbstractFeatureMap
 
+#: Rows per block in ``transform`` and ``dot_and_grad``: a block's spectra (``rows x degree x n``
+#: complex numbers) then stay in the CPU cache. Measured at n = 8000 on one core: transform of
+#: 4096 rows 1.8x faster in blocks of 64 than at once; the gradient of 512 rows 1.9x faster in
+#: blocks of 32. Rows are independent, so blocking does not change the results.
+_TRANSFORM_BLOCK = 64
+_GRAD_BLOCK = 32
+
 
 class PolynomialSketch(AbstractFeatureMap):
     """Degree-``degree`` TensorSketch of ``[sqrt(gamma) a_hat ; sqrt(coef0)]`` (ODESteer's phi).
@@ -90,7 +97,11 @@ class PolynomialSketch(AbstractFeatureMap):
         bits = torch.randint(0, 2, (self.degree, d + 1), generator=gen)
         self.signs_: Float[Tensor, "degree d_plus_1"] = (bits * 2 - 1).to(acts.dtype)
         self.d_model_ = d
+        self._on_moved()
         return self
+
+    def _on_moved(self) -> None:
+        self._plan: _SketchPlan | None = None
 
     # -- forward pieces -------------------------------------------------------------------------
     def _direction(self, acts: Tensor) -> tuple[Tensor, Tensor]:
@@ -100,24 +111,41 @@ class PolynomialSketch(AbstractFeatureMap):
         return acts, torch.ones_like(acts[..., :1])
 
     def _extended(self, a_hat: Tensor) -> Tensor:
-        const = torch.full_like(a_hat[..., :1], math.sqrt(self.coef0))
-        return torch.cat([a_hat * math.sqrt(self.gamma), const], dim=-1)
+        """``z = [a_hat ; 1]``; the sketch input is ``x = z * [sqrt(gamma) ... ; sqrt(coef0)]``."""
+        return torch.cat([a_hat, torch.ones_like(a_hat[..., :1])], dim=-1)
 
-    def _count_sketches(self, x: Tensor) -> Tensor:
-        """``[degree, batch, n]``: each CountSketch of the rows of ``x``."""
-        out = x.new_zeros(self.degree, x.shape[0], self.n_components)
-        for k in range(self.degree):
-            out[k].index_add_(1, self.hashes_[k], x * self.signs_[k])
-        return out
+    def _get_plan(self, like: Tensor) -> _SketchPlan:
+        """Index and weight tables derived from the fitted state, built once per device/dtype."""
+        key = (like.device, like.dtype, self.n_components, self.gamma, self.coef0)
+        plan: _SketchPlan | None = getattr(self, "_plan", None)
+        if plan is None or plan.key != key:
+            plan = self._plan = _SketchPlan(self, like, key)
+        return plan
+
+    def _count_sketches(self, z: Tensor, plan: _SketchPlan) -> Tensor:
+        """``[batch, degree, n]``: every CountSketch of ``x = z * scales``, in one scatter-add."""
+        batch = z.shape[0]
+        signed = (z.unsqueeze(1) * plan.weights).reshape(batch, -1)
+        out = z.new_zeros(batch, self.degree * self.n_components)
+        out.index_add_(1, plan.index, signed)
+        return out.view(batch, self.degree, self.n_components)
 
     def transform(self, acts: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch n_feat"]:
         self._check_is_fitted()
         lead = acts.shape[:-1]
         flat = acts.reshape(-1, acts.shape[-1])
-        a_hat, _ = self._direction(flat)
-        spectra = torch.fft.rfft(self._count_sketches(self._extended(a_hat)), dim=-1)
-        phi = torch.fft.irfft(spectra.prod(dim=0), n=self.n_components, dim=-1)
+        plan = self._get_plan(flat)
+        if flat.shape[0] <= _TRANSFORM_BLOCK:
+            phi = self._transform_block(flat, plan)
+        else:
+            blocks = flat.split(_TRANSFORM_BLOCK)
+            phi = torch.cat([self._transform_block(b, plan) for b in blocks])
         return phi.reshape(*lead, self.n_components)
+
+    def _transform_block(self, flat: Tensor, plan: _SketchPlan) -> Tensor:
+        a_hat, _ = self._direction(flat)
+        spectra = torch.fft.rfft(self._count_sketches(self._extended(a_hat), plan), dim=-1)
+        return torch.fft.irfft(_prod_except(spectra, -1), n=self.n_components, dim=-1)
 
     def dot_and_grad(
         self, acts: Float[Tensor, "batch d_model"], coef: Float[Tensor, " n_feat"]
@@ -131,35 +159,80 @@ class PolynomialSketch(AbstractFeatureMap):
         coef: Float[Tensor, " n_feat"],
         coef_spectrum: Tensor,
     ) -> tuple[Float[Tensor, " batch"], Float[Tensor, "batch d_model"]]:
-        """``dot_and_grad`` with ``rfft(coef)`` precomputed (the barrier caches it)."""
-        n = self.n_components
+        """``dot_and_grad`` with ``rfft(coef)`` precomputed (the barrier caches it).
+
+        Cost per row: one scatter-add, ``degree`` real FFTs and ``degree`` inverse real FFTs of
+        length ``n``, one gather. The value needs no transform of its own: ``coef . phi`` is a
+        homogeneous polynomial of degree ``p`` in ``z = [a_hat ; 1]``, so by Euler's theorem it
+        equals ``z . grad_z / p``. Large batches run in blocks of rows whose transforms fit in
+        the CPU cache.
+        """
+        plan = self._get_plan(acts)
+        if acts.shape[0] <= _GRAD_BLOCK:
+            return self._dot_and_grad_block(acts, coef_spectrum, plan)
+        parts = [self._dot_and_grad_block(b, coef_spectrum, plan) for b in acts.split(_GRAD_BLOCK)]
+        return torch.cat([v for v, _ in parts]), torch.cat([g for _, g in parts])
+
+    def _dot_and_grad_block(
+        self, acts: Tensor, coef_spectrum: Tensor, plan: _SketchPlan
+    ) -> tuple[Tensor, Tensor]:
+        n, p = self.n_components, self.degree
+        batch = acts.shape[0]
         a_hat, norm = self._direction(acts)
-        spectra = torch.fft.rfft(self._count_sketches(self._extended(a_hat)), dim=-1)
-        # w . irfft(P) by Parseval, without an inverse transform: (1/n) sum_k c_k Re(conj(W_k) P_k)
-        # with c_k = 1 for the DC (and Nyquist) bin and 2 elsewhere.
-        weights = torch.full(
-            (coef_spectrum.shape[-1],), 2.0 / n, dtype=acts.dtype, device=acts.device
-        )
-        weights[0] = 1.0 / n
-        if n % 2 == 0:
-            weights[-1] = 1.0 / n
-        prod = _prod_except(spectra, -1)
-        value = prod.real @ (coef_spectrum.real * weights) + prod.imag @ (
-            coef_spectrum.imag * weights
-        )
-        # All adjoint correlations in one inverse transform: d(w . phi)/d u_k.
-        others = torch.stack([_prod_except(spectra, k) for k in range(self.degree)])
-        g_u = torch.fft.irfft(coef_spectrum * others.conj(), n=n, dim=-1)
-        grad_x = g_u[0][:, self.hashes_[0]] * self.signs_[0]
-        for k in range(1, self.degree):
-            grad_x = grad_x + g_u[k][:, self.hashes_[k]] * self.signs_[k]
-        g_hat = grad_x[:, :-1] * math.sqrt(self.gamma)
+        z = self._extended(a_hat)
+        spectra = torch.fft.rfft(self._count_sketches(z, plan), dim=-1)  # [batch, p, m]
+        # d(w . phi)/d u_k = irfft(W * conj(prod_{j != k} U_j)) with W = rfft(w). Computed as
+        # irfft(conj(W) * prod_{j != k} U_j), which is the same signal reversed in time
+        # (j -> -j mod n); the reversal is folded into the gather index, so no conj/flip copies.
+        # For p = 2, prod_{j != k} U_j = U_{1-k}: block j of the transform serves k = 1 - j.
+        if p == 2:
+            others = spectra
+        else:
+            others = torch.stack([_prod_except(spectra, k) for k in range(p)], dim=1)
+        g_rev = torch.fft.irfft(others * plan.conj_spectrum(coef_spectrum), n=n, dim=-1)
+        # Adjoint of the CountSketches (a signed gather), summed over k: the gradient in z.
+        g_z = g_rev.reshape(batch, p * n).index_select(1, plan.adjoint_index)
+        g_z = (g_z.view(batch, p, -1) * plan.weights).sum(1)
+        value = (g_z * z).sum(-1) / p
+        g_hat = g_z[:, :-1]
         if self.normalize:
             radial = (g_hat * a_hat).sum(-1, keepdim=True)
             grad = (g_hat - radial * a_hat) / norm
         else:
-            grad = g_hat
+            grad = g_hat.contiguous()
         return value, grad
+
+
+class _SketchPlan:
+    """Index and weight tables of a fitted sketch on one device and dtype.
+
+    ``index``: flattened ``h_k(i) + k n`` (the scatter of the CountSketches); ``adjoint_index``:
+    where the gather of the gradient reads each ``(k, i)`` in the time-reversed transform (see
+    ``dot_and_grad_spectrum``); ``weights``: ``signs * [sqrt(gamma), ..., sqrt(coef0)]``.
+    """
+
+    __slots__ = ("_conj", "adjoint_index", "index", "key", "weights")
+
+    def __init__(self, sketch: PolynomialSketch, like: Tensor, key: tuple[object, ...]) -> None:
+        n, p = sketch.n_components, sketch.degree
+        hashes = sketch.hashes_.to(like.device)
+        blocks = torch.arange(p, device=like.device).unsqueeze(1)
+        self.index = (hashes + blocks * n).reshape(-1)
+        source = (1 - blocks) if p == 2 else blocks
+        self.adjoint_index = ((-hashes) % n + source * n).reshape(-1)
+        scale = torch.full(
+            (hashes.shape[1],), math.sqrt(sketch.gamma), dtype=like.dtype, device=like.device
+        )
+        scale[-1] = math.sqrt(sketch.coef0)
+        self.weights = sketch.signs_.to(device=like.device, dtype=like.dtype) * scale  # [p, d+1]
+        self.key = key
+        self._conj: tuple[Tensor, Tensor] | None = None
+
+    def conj_spectrum(self, spectrum: Tensor) -> Tensor:
+        """``conj(spectrum)``, materialised once per coefficient spectrum."""
+        if self._conj is None or self._conj[0] is not spectrum:
+            self._conj = (spectrum, spectrum.conj().resolve_conj())
+        return self._conj[1]
 
 
 def sketch_quadratic_form(
@@ -189,11 +262,11 @@ def sketch_quadratic_form(
 
 
 def _prod_except(spectra: Tensor, k: int) -> Tensor:
-    """Product over the leading axis of ``spectra`` leaving out index ``k`` (-1: keep all)."""
-    idx = [j for j in range(spectra.shape[0]) if j != k]
+    """Product over axis 1 (degree) of ``[batch, p, m]`` spectra, leaving out ``k`` (-1: none)."""
+    idx = [j for j in range(spectra.shape[1]) if j != k]
     if not idx:
-        return torch.ones_like(spectra[0])
-    out = spectra[idx[0]]
+        return torch.ones_like(spectra[:, 0])
+    out = spectra[:, idx[0]]
     for j in idx[1:]:
-        out = out * spectra[j]
+        out = out * spectra[:, j]
     return out
