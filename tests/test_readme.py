@@ -32,3 +32,9 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch, capsys) -> None:
     exec(compile(blocks[0], str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert out.count("[") >= 2, "both generate calls print a list of completions"
+    # The analysis block continues in the same session, as a reader would run it.
+    for block in blocks[1:]:
+        exec(compile(block, str(README), "exec"), namespace)
+    if len(blocks) > 1:
+        assert (tmp_path / "report" / "report.html").is_file()
+        assert (tmp_path / "figures" / "level_sets.html").is_file()
