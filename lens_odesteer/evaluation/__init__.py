@@ -1,0 +1,50 @@
+"""Evaluation suite: tasks, fair strength selection, bootstrap intervals, resumable runs.
+
+Main entry point: :func:`evaluate` (``lens-odesteer eval TASK``).
+"""
+
+from __future__ import annotations
+
+from lens_odesteer.evaluation.likelihood import Steering, answer_logprobs, next_token_logprobs
+from lens_odesteer.evaluation.methods import ALL_METHODS, ONE_STEP, make_steerer, parse_methods
+from lens_odesteer.evaluation.runner import EvalConfig, evaluate
+from lens_odesteer.evaluation.sampling import sample_continuations
+from lens_odesteer.evaluation.stats import bootstrap_ci, paired_bootstrap, unit_means
+from lens_odesteer.evaluation.store import PartStore, atomic_write_text
+from lens_odesteer.evaluation.strength import (
+    calibrate_kl,
+    calibrated_T,
+    mean_displacement,
+    mean_next_token_kl,
+    solve_T_for_displacement,
+)
+from lens_odesteer.evaluation.summary import paired_differences, summarize
+from lens_odesteer.evaluation.tasks import TASKS, Task, make_task
+
+__all__ = [
+    "ALL_METHODS",
+    "ONE_STEP",
+    "TASKS",
+    "EvalConfig",
+    "PartStore",
+    "Steering",
+    "Task",
+    "answer_logprobs",
+    "atomic_write_text",
+    "bootstrap_ci",
+    "calibrate_kl",
+    "calibrated_T",
+    "evaluate",
+    "make_steerer",
+    "make_task",
+    "mean_displacement",
+    "mean_next_token_kl",
+    "next_token_logprobs",
+    "paired_bootstrap",
+    "paired_differences",
+    "parse_methods",
+    "sample_continuations",
+    "solve_T_for_displacement",
+    "summarize",
+    "unit_means",
+]

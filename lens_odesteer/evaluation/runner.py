@@ -1,0 +1,486 @@
+"""Run one evaluation task for a set of methods, fairly, with resume: :func:`evaluate`.
+
+For each split of the task: collect last-token activations of its contrast texts at one hook,
+fit every method on them (the same data, layer and scope for all), choose each method's strength
+on the validation units, then score the held-out test units once at that strength.
+
+Strength (``strength=``):
+
+* ``"grid"`` (default): candidate strengths that move the reference activations (last tokens of
+  the validation prompts) by the fractions ``grid`` of their mean norm (displacement matching,
+  :func:`~lens_odesteer.evaluation.strength.solve_T_for_displacement`), and the best on the
+  validation units wins. For generation tasks a candidate only counts if its mean perplexity
+  under the unsteered model stays within ``max_ppl_ratio`` times the unsteered text's, so
+  "better" cannot be bought with broken text.
+* ``"displacement"``: one strength per method, the one with displacement ``grid[0]`` x norm.
+* ``"kl"``: one strength per method, the one whose mean next-token KL from the unsteered model
+  on the reference prompts is ``kl_budget``
+  (:func:`~lens_odesteer.evaluation.strength.calibrate_kl`).
+
+Every finished (split, method, phase, strength) is stored as an atomic part file under
+``out_dir``; a rerun with the same configuration skips finished parts. Results: ``units.csv``
+(per unit and seed), ``summary.csv`` (tidy estimates with 95% bootstrap intervals),
+``paired.csv`` (paired differences against the best one-step baseline) and ``results.json``
+(configuration, library and model provenance, sizes, timings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from lens_odesteer._version import __version__
+from lens_odesteer.activations import collect_activations
+from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.evaluation.likelihood import Steering
+from lens_odesteer.evaluation.methods import MAX_T, ONE_STEP, make_steerer, parse_methods
+from lens_odesteer.evaluation.store import PartStore, write_csv, write_json
+from lens_odesteer.evaluation.strength import (
+    calibrate_kl,
+    mean_displacement,
+    solve_T_for_displacement,
+)
+from lens_odesteer.evaluation.summary import paired_differences, summarize
+from lens_odesteer.evaluation.tasks import make_task
+from lens_odesteer.evaluation.tasks.base import Split, Task
+from lens_odesteer.io import load_steerer
+from lens_odesteer.models.names import HookedModel, model_n_layers, resid_post
+from lens_odesteer.steerers.base import AbstractSteerer
+
+__all__ = ["EvalConfig", "evaluate"]
+
+STRENGTH_MODES = ("grid", "displacement", "kl")
+
+
+@dataclass
+class EvalConfig:
+    """Settings of :func:`evaluate` that change results (saved with them)."""
+
+    task: str
+    methods: list[str]
+    layer: int
+    hook: str
+    strength: str = "grid"
+    grid: tuple[float, ...] = (0.05, 0.1, 0.2)
+    kl_budget: float = 0.1
+    max_ppl_ratio: float = 2.0
+    quick: bool = False
+    seed: int = 0
+    n_boot: int = 2000
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _say(msg: str, t0: float) -> None:
+    tqdm.write(f"[{time.perf_counter() - t0:7.1f}s] {msg}")
+
+
+def _acts(
+    model: HookedModel, texts: list[str], hook: str, cache: Path | None, batch_size: int = 16
+) -> Tensor:
+    if cache is not None and cache.exists():
+        loaded = torch.load(cache, weights_only=True)
+        assert isinstance(loaded, Tensor)
+        return loaded
+    acts = collect_activations(model, texts, hook, batch_size=batch_size, progress=False)
+    assert isinstance(acts, Tensor)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        torch.save(acts, tmp)
+        os.replace(tmp, cache)
+    return acts
+
+
+def _fit(
+    method: str, pos: Tensor, neg: Tensor, path: Path | None, provenance: dict[str, Any]
+) -> AbstractSteerer:
+    if path is not None and path.exists():
+        return load_steerer(path)
+    steerer = make_steerer(method)
+    assert steerer is not None
+    steerer.fit(pos, neg)
+    if path is not None:
+        steerer.save(path, provenance=provenance)
+    return steerer
+
+
+def _score_key(frame: pd.DataFrame, task: Task) -> float:
+    value = float(frame.groupby("unit")[task.primary].mean().mean())
+    return value if task.higher_is_better else -value
+
+
+def _select(task: Task, candidates: list[pd.DataFrame], ppl_limit: float | None) -> int:
+    """Index of the best candidate on validation (respecting the perplexity limit)."""
+    best, best_score = 0, float("-inf")
+    for i, frame in enumerate(candidates):
+        if ppl_limit is not None and "ppl" in frame and float(frame["ppl"].mean()) > ppl_limit:
+            continue
+        score = _score_key(frame, task)
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+def evaluate(
+    task: str | Task,
+    model: HookedModel | None = None,
+    *,
+    methods: Sequence[str] | str | None = None,
+    layer: int | None = None,
+    quick: bool = False,
+    out_dir: str | os.PathLike[str] | None = None,
+    strength: str = "grid",
+    grid: Sequence[float] | None = None,
+    kl_budget: float = 0.1,
+    max_ppl_ratio: float = 2.0,
+    seed: int = 0,
+    n_boot: int = 2000,
+    fresh: bool = False,
+    progress: bool = True,
+    task_kwargs: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Evaluate ``methods`` on ``task`` and return the tidy summary (see the module docstring).
+
+    Main arguments:
+        task: a task name (``truthfulqa_mc``, ``truthfulqa_gen``, ``detox``, ``sentiment``,
+            ``behaviors``) or a :class:`~lens_odesteer.evaluation.tasks.Task`.
+        model: a TransformerLens model (default: :func:`~lens_odesteer.load_model`).
+        methods: method names (default: all); ``"none"`` is always included.
+        layer: residual-stream layer to steer (``blocks.L.hook_resid_post``; default: middle).
+        quick: tiny sizes, for tests and smoke runs.
+        out_dir: folder for parts, results and steerers (None: nothing written, no resume).
+
+    Other arguments:
+        strength, grid, kl_budget, max_ppl_ratio: how ``T`` is chosen (module docstring).
+        seed: seed of the task's subsets; n_boot: bootstrap resamples.
+        fresh: discard partial results in ``out_dir`` instead of resuming.
+        task_kwargs: passed to the task's constructor (sizes, data path, ...).
+
+    Returns:
+        The summary frame (``summary.csv``); the full results are in ``out_dir``.
+    """
+    t0 = time.perf_counter()
+    if strength not in STRENGTH_MODES:
+        raise InvalidParameterError(
+            f"Unknown strength mode {strength!r}; expected one of {STRENGTH_MODES}."
+        )
+    names = parse_methods(methods)
+    if model is None:
+        from lens_odesteer.models.loading import load_model
+
+        model = load_model()
+    task_obj = (
+        task
+        if isinstance(task, Task)
+        else make_task(task, quick=quick, seed=seed, **(task_kwargs or {}))
+    )
+    n_layers = model_n_layers(model)
+    layer = n_layers // 2 if layer is None else layer
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
+        raise InvalidParameterError(f"`layer` must be an int in [0, {n_layers}); got {layer!r}.")
+    hook = resid_post(layer)
+    if grid is None:
+        grid = task_obj.default_grid[:2] if quick else task_obj.default_grid
+    grid = tuple(float(g) for g in grid)
+    if not grid or any(g <= 0 for g in grid):
+        raise InvalidParameterError(f"`grid` must hold positive fractions; got {grid!r}.")
+    cfg = EvalConfig(
+        task=task_obj.name,
+        methods=names,
+        layer=layer,
+        hook=hook,
+        strength=strength,
+        grid=grid,
+        kl_budget=kl_budget,
+        max_ppl_ratio=max_ppl_ratio,
+        quick=quick,
+        seed=seed,
+        n_boot=n_boot,
+        task_kwargs=dict(task_kwargs or {}),
+    )
+    from lens_odesteer.models.loading import model_provenance
+
+    model_info = {k: str(v) for k, v in model_provenance(model).items()}
+    fingerprint = {
+        **{k: v for k, v in asdict(cfg).items() if k != "methods"},
+        "task_config": task_obj.config(),
+        "model": model_info.get("model_name", ""),
+        "library_version": __version__,
+    }
+    out = Path(out_dir) if out_dir is not None else None
+    store = PartStore(out, fingerprint, fresh=fresh) if out is not None else None
+    splits = task_obj.splits()
+    parts: list[pd.DataFrame] = []
+    timings: dict[str, float] = {}
+    chosen: dict[str, dict[str, Any]] = {}
+    bar = tqdm(total=len(splits) * len(names), desc=f"eval {task_obj.name}", disable=not progress)
+    for split in splits:
+        _say(
+            f"{split.name}: activations of {len(split.pos_texts)}+{len(split.neg_texts)} "
+            f"fit texts at {hook}",
+            t0,
+        )
+        cache = None if out is None else out / "cache"
+        pos = _acts(model, split.pos_texts, hook, cache and cache / f"{split.name}-pos.pt")
+        neg = _acts(model, split.neg_texts, hook, cache and cache / f"{split.name}-neg.pt")
+        ref = _acts(model, split.ref_prompts, hook, cache and cache / f"{split.name}-ref.pt")
+        norm = float(ref.norm(dim=-1).mean())
+        none_val: pd.DataFrame | None = None
+        for method in names:
+            t_m = time.perf_counter()
+            frames, info = _run_method(
+                task_obj,
+                model,
+                split,
+                method,
+                hook,
+                pos,
+                neg,
+                ref,
+                norm,
+                cfg,
+                store,
+                out,
+                model_info,
+                none_val,
+            )
+            if method == "none":
+                none_val = info.pop("val_frame", None)
+            info.pop("val_frame", None)
+            parts.extend(frames)
+            chosen[f"{split.name}/{method}"] = info
+            timings[f"{split.name}/{method}"] = time.perf_counter() - t_m
+            bar.update(1)
+            _say(
+                f"{split.name}/{method}: T={info['T']:.4g} ({info['n_candidates']} candidates)"
+                f" in {timings[f'{split.name}/{method}']:.1f}s",
+                t0,
+            )
+    bar.close()
+    units = pd.concat(parts, ignore_index=True)
+    units.insert(0, "task", task_obj.name)
+    summary = summarize(
+        units,
+        task_obj.metrics + _extra_metrics(units, task_obj),
+        pooled=task_obj.pooled,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    summary.insert(0, "task", task_obj.name)
+    paired = _paired(units, task_obj, names, chosen, n_boot, seed)
+    if out is not None:
+        write_csv(out / "units.csv", units)
+        write_csv(out / "summary.csv", summary)
+        write_csv(out / "paired.csv", paired)
+        write_json(
+            out / "results.json",
+            {
+                "config": asdict(cfg),
+                "task_config": task_obj.config(),
+                "splits": {s.name: s.info for s in splits},
+                "library_version": __version__,
+                "torch_version": torch.__version__,
+                "model": model_info,
+                "chosen": chosen,
+                "timings_s": timings,
+                "wall_s": time.perf_counter() - t0,
+                "parts_computed": store.n_computed if store else None,
+                "parts_reused": store.n_reused if store else None,
+                "summary": summary.to_dict(orient="records"),
+                "paired": paired.to_dict(orient="records"),
+            },
+        )
+    summary.attrs["paired"] = paired
+    summary.attrs["units"] = units
+    summary.attrs["wall_s"] = time.perf_counter() - t0
+    return summary
+
+
+def _extra_metrics(units: pd.DataFrame, task: Task) -> tuple[str, ...]:
+    extra = ("ppl", "dist1", "dist2", "dist3", "repetition")
+    return tuple(m for m in extra if m in units.columns and m not in task.metrics)
+
+
+def _candidates(
+    task: Task,
+    model: HookedModel,
+    method: str,
+    steerer: AbstractSteerer,
+    split: Split,
+    hook: str,
+    ref: Tensor,
+    norm: float,
+    cfg: EvalConfig,
+) -> list[float]:
+    t_max = MAX_T.get(method)
+    if cfg.strength == "kl":
+        return [calibrate_kl(model, steerer, hook, split.ref_prompts, cfg.kl_budget, t_max=t_max)]
+    fracs = cfg.grid if cfg.strength == "grid" else cfg.grid[:1]
+    ts = [solve_T_for_displacement(steerer, ref, f * norm, t_max=t_max) for f in fracs]
+    return list(dict.fromkeys(ts))
+
+
+def _run_method(
+    task: Task,
+    model: HookedModel,
+    split: Split,
+    method: str,
+    hook: str,
+    pos: Tensor,
+    neg: Tensor,
+    ref: Tensor,
+    norm: float,
+    cfg: EvalConfig,
+    store: PartStore | None,
+    out: Path | None,
+    model_info: dict[str, str],
+    none_val: pd.DataFrame | None,
+) -> tuple[list[pd.DataFrame], dict[str, Any]]:
+    provenance = {
+        **model_info,
+        "hook_name": hook,
+        "layer": cfg.layer,
+        "task": task.name,
+        "split": split.name,
+    }
+    steer_dir = None if out is None else out / "steerers"
+    steerer = reverse = None
+    t_fit = time.perf_counter()
+    if method != "none":
+        steerer = _fit(
+            method,
+            pos,
+            neg,
+            steer_dir and steer_dir / f"{split.name}-{method}.safetensors",
+            provenance,
+        )
+        if task.bidirectional:
+            reverse = _fit(
+                method,
+                neg,
+                pos,
+                steer_dir and steer_dir / f"{split.name}-{method}-reverse.safetensors",
+                provenance,
+            )
+    fit_s = time.perf_counter() - t_fit
+    if steerer is None:
+        ts = [0.0]
+    else:
+        ts = _candidates(task, model, method, steerer, split, hook, ref, norm, cfg)
+
+    def run(phase: str, T: float, index: int, units: list[Any]) -> pd.DataFrame:
+        key = f"{split.name}|{method}|{phase}|{index}|{T:.6g}"
+        if store is not None and store.has(key):
+            return store.get(key)
+        t = time.perf_counter()
+        plan = None if steerer is None else Steering(hook, steerer, T)
+        rev = None if reverse is None else Steering(hook, reverse, T)
+        frame = task.score(model, plan, units, phase=phase, reverse=rev)
+        disp = 0.0 if steerer is None else mean_displacement(steerer, ref, T)
+        frame = frame.assign(
+            split=split.name,
+            method=method,
+            phase=phase,
+            T=T,
+            T_index=index,
+            displacement=disp,
+            displacement_frac=disp / norm if norm > 0 else 0.0,
+            wall_s=time.perf_counter() - t,
+        )
+        return store.put(key, frame) if store is not None else frame
+
+    frames = []
+    val_frames: list[pd.DataFrame] = []
+    # Validation runs for every steered method (also with one candidate: it ranks the one-step
+    # baselines for the paired comparison without looking at test data) and for the unsteered
+    # model in generation tasks (the perplexity reference).
+    need_val = steerer is not None or task.kind == "generation"
+    if need_val:
+        val_frames = [run("val", T, i, split.val) for i, T in enumerate(ts)]
+        frames.extend(val_frames)
+    ppl_limit = None
+    if task.kind == "generation" and none_val is not None and "ppl" in none_val:
+        ppl_limit = cfg.max_ppl_ratio * float(none_val["ppl"].mean())
+    best = _select(task, val_frames, ppl_limit) if len(ts) > 1 else 0
+    reference = val_frames[best] if val_frames else None
+    if method == "none":
+        val_frames = []  # the reference is not a candidate of the comparison
+    T = ts[best]
+    frames.append(run("test", T, best, split.test))
+    if steerer is not None and steer_dir is not None:
+        provenance = {**provenance, "chosen_T": T, "strength_mode": cfg.strength}
+        cal = (getattr(steerer, "provenance_", None) or {}).get("calibration")
+        if cal is not None:
+            provenance["calibration"] = cal
+        steerer.save(steer_dir / f"{split.name}-{method}-chosen.safetensors", provenance=provenance)
+    info: dict[str, Any] = {
+        "T": T,
+        "candidates": ts,
+        "n_candidates": len(ts),
+        "displacement_frac": float(mean_displacement(steerer, ref, T) / norm) if steerer else 0.0,
+        "fit_s": fit_s,
+        "ppl_limit": ppl_limit,
+        "val_scores": [(_score_key(f, task)) for f in val_frames],
+    }
+    if reference is not None:
+        info["val_frame"] = reference
+    return frames, info
+
+
+def _paired(
+    units: pd.DataFrame,
+    task: Task,
+    names: list[str],
+    chosen: dict[str, dict[str, Any]],
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Each non-one-step method minus the best one-step method (best by validation score)."""
+    one_step = [m for m in names if m in ONE_STEP]
+    if not one_step:
+        return pd.DataFrame()
+
+    def val_score(method: str) -> float:
+        scores = [
+            max(v["val_scores"]) if v["val_scores"] else float("nan")
+            for k, v in chosen.items()
+            if k.split("/", 1)[1] == method
+        ]
+        return float(pd.Series(scores).mean())
+
+    # Without a validation grid (one candidate) rank one-step methods by test score instead,
+    # and say so in the frame.
+    by_val = all(val_score(m) == val_score(m) for m in one_step)
+    if by_val:
+        best = max(one_step, key=val_score)
+    else:
+        test = units[units["phase"] == "test"]
+        sign = 1.0 if task.higher_is_better else -1.0
+        best = max(
+            one_step, key=lambda m: sign * float(test[test["method"] == m][task.primary].mean())
+        )
+    frames = []
+    for method in names:
+        if method == best:
+            continue
+        for metric in task.metrics:
+            frame = paired_differences(
+                units, metric, method, best, pooled=task.pooled, n_boot=n_boot, seed=seed
+            )
+            frames.append(frame.assign(baseline_chosen_by="validation" if by_val else "test"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def save_frame_json(frame: pd.DataFrame) -> str:
+    """The frame as JSON records (for reports)."""
+    return json.dumps(frame.to_dict(orient="records"), indent=2, default=str)

@@ -1,0 +1,149 @@
+"""Tidy summaries of per-unit results: estimates with bootstrap intervals and paired differences.
+
+The per-unit frame (one row per task, split, method, phase, unit and seed) is reduced to
+
+* :func:`summarize`: one row per (group, method, metric) with the mean over units (seeds
+  averaged first), its 95% bootstrap interval, the number of units and seeds, the spread of the
+  per-seed means, and the chosen ``T``;
+* :func:`paired_differences`: method minus a baseline on the same units, with the interval of
+  the difference.
+
+Example:
+    >>> import pandas as pd
+    >>> units = pd.DataFrame({"split": "s", "method": ["none"] * 4 + ["CAA"] * 4,
+    ...     "phase": "test", "T": [0.0] * 4 + [1.0] * 4, "unit": [0, 1, 2, 3] * 2, "seed": 0,
+    ...     "x": [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]})
+    >>> s = summarize(units, ["x"], n_boot=200)
+    >>> s.set_index("method").loc["CAA", "estimate"]
+    1.0
+    >>> paired_differences(units, "x", "CAA", "none", n_boot=200)["estimate"].item()
+    0.5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.evaluation.stats import bootstrap_ci, paired_bootstrap
+
+__all__ = ["paired_differences", "summarize", "unit_table"]
+
+
+def _uid(frame: pd.DataFrame) -> pd.Series:
+    return frame["split"].astype(str) + ":" + frame["unit"].astype(str)
+
+
+def unit_table(units: pd.DataFrame, metric: str, method: str) -> pd.Series:
+    """Per-unit mean of ``metric`` for ``method`` on the test phase (seeds averaged)."""
+    sub = units[(units["method"] == method) & (units["phase"] == "test")]
+    if sub.empty:
+        raise InvalidParameterError(f"No test results for method {method!r}.")
+    return sub.assign(uid=_uid(sub)).groupby("uid", sort=True)[metric].mean()
+
+
+def _groups(units: pd.DataFrame, pooled: bool) -> list[tuple[str, pd.DataFrame]]:
+    groups = [("all", units)]
+    if not pooled:
+        groups += [(str(name), part) for name, part in units.groupby("split", sort=True)]
+    return groups
+
+
+def summarize(
+    units: pd.DataFrame,
+    metrics: Sequence[str],
+    *,
+    pooled: bool = True,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (group, method, metric) of the test phase; see the module docstring.
+
+    Columns: ``group, method, metric, estimate, ci_low, ci_high, n_units, n_seeds, seed_sd,
+    T`` (chosen strengths, ``/``-joined per split) and ``T_mean``.
+    """
+    test = units[units["phase"] == "test"]
+    if test.empty:
+        raise InvalidParameterError("The frame has no test-phase rows to summarise.")
+    rows = []
+    for group, part in _groups(test, pooled):
+        for method, sub in part.groupby("method", sort=False):
+            sub = sub.assign(uid=_uid(sub))
+            ts = sub.groupby("split", sort=True)["T"].first()
+            for metric in metrics:
+                if metric not in sub.columns:
+                    continue
+                per_unit = sub.groupby("uid")[metric].mean().to_numpy(dtype=float)
+                per_unit = per_unit[np.isfinite(per_unit)]
+                if per_unit.size == 0:
+                    continue
+                est, low, high = bootstrap_ci(per_unit, level=level, n_boot=n_boot, seed=seed)
+                seed_means = sub.groupby("seed")[metric].mean()
+                rows.append(
+                    {
+                        "group": group,
+                        "method": method,
+                        "metric": metric,
+                        "estimate": est,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "n_units": int(per_unit.size),
+                        "n_seeds": int(sub["seed"].nunique()),
+                        "seed_sd": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0,
+                        "T": "/".join(f"{t:.4g}" for t in ts.to_numpy()),
+                        "T_mean": float(ts.mean()),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def paired_differences(
+    units: pd.DataFrame,
+    metric: str,
+    method: str,
+    baseline: str,
+    *,
+    pooled: bool = True,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``method - baseline`` of ``metric`` on the shared test units, with a paired interval.
+
+    Returns one row per group: ``group, method, baseline, metric, estimate, ci_low, ci_high,
+    n_units``.
+    """
+    rows = []
+    test = units[units["phase"] == "test"]
+    for group, part in _groups(test, pooled):
+        a = unit_table(part, metric, method)
+        b = unit_table(part, metric, baseline)
+        common = a.index.intersection(b.index)
+        if len(common) == 0:
+            raise InvalidParameterError(
+                f"{method!r} and {baseline!r} share no test units in group {group!r}."
+            )
+        est, low, high = paired_bootstrap(
+            a.loc[common].to_numpy(),
+            b.loc[common].to_numpy(),
+            level=level,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        rows.append(
+            {
+                "group": group,
+                "method": method,
+                "baseline": baseline,
+                "metric": metric,
+                "estimate": est,
+                "ci_low": low,
+                "ci_high": high,
+                "n_units": len(common),
+            }
+        )
+    return pd.DataFrame(rows)

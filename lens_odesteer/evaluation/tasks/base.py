@@ -1,0 +1,127 @@
+"""What every evaluation task provides: splits to fit and test on, and a scoring function.
+
+A :class:`Task` yields one or more :class:`Split` objects (two cross-validation folds for
+TruthfulQA multiple choice, one per behaviour for the A/B sets, one otherwise). Each split holds
+the contrast texts the steerers are fitted on (positive = the desired side, activation of the
+last token), a validation list of units (for choosing ``T``) and a held-out test list; all
+subsets are drawn with fixed seeds. ``task.score(model, plan, units, seeds)`` returns one row per
+unit (and seed) with the task's metric columns.
+
+The shared data folder is found from ``$LENS_ODESTEER_DATA``, else ``../shared/data`` next to the
+repository; every loader also takes an explicit path to the standard public file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import pandas as pd
+
+from lens_odesteer.errors import FileFormatError, InvalidParameterError
+from lens_odesteer.evaluation.likelihood import Steering
+from lens_odesteer.models.names import HookedModel
+
+__all__ = ["Split", "Task", "data_root", "sample_subset"]
+
+T_ = TypeVar("T_")
+
+
+def data_root(path: str | os.PathLike[str] | None = None) -> Path:
+    """The data folder: ``path``, else ``$LENS_ODESTEER_DATA``, else ``<repo>/../shared/data``."""
+    if path is not None:
+        root = Path(path).expanduser()
+    elif os.environ.get("LENS_ODESTEER_DATA"):
+        root = Path(os.environ["LENS_ODESTEER_DATA"]).expanduser()
+    else:
+        root = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    if not root.is_dir():
+        raise FileFormatError(
+            f"Data folder {str(root)!r} not found. Pass data_dir=... (--data-dir) or set "
+            "LENS_ODESTEER_DATA to a folder with truthfulqa/, caa/, "
+            "realtoxicityprompts_decodingtrust/, toxigen_demonstrations/ (the public files)."
+        )
+    return root
+
+
+def sample_subset(items: Sequence[T_], n: int | None, seed: int) -> list[T_]:
+    """Up to ``n`` items drawn without replacement with a fixed seed (all, shuffled, if None).
+
+    Example:
+        >>> sample_subset(list(range(10)), 3, seed=0) == sample_subset(list(range(10)), 3, seed=0)
+        True
+    """
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    return order if n is None else order[:n]
+
+
+@dataclass
+class Split:
+    """One fit/validation/test split of a task.
+
+    Attributes:
+        name: e.g. ``"fold0"`` or a behaviour name.
+        pos_texts, neg_texts: contrast texts for fitting (positive = the desired side).
+        val, test: the task's units (questions, prompts, items) for choosing ``T`` and testing.
+        ref_prompts: prompts whose last-token activations define displacement and KL scales.
+    """
+
+    name: str
+    pos_texts: list[str]
+    neg_texts: list[str]
+    val: list[Any]
+    test: list[Any]
+    ref_prompts: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """Base class of evaluation tasks; see the module docstring."""
+
+    name: ClassVar[str]
+    #: ``"likelihood"`` (forward passes only) or ``"generation"``.
+    kind: ClassVar[str]
+    #: The metric used to choose ``T`` and for the headline comparison.
+    primary: ClassVar[str]
+    #: Whether larger values of ``primary`` are better.
+    higher_is_better: ClassVar[bool] = True
+    #: All metric columns reported (primary first).
+    metrics: ClassVar[tuple[str, ...]]
+    #: Whether the splits are folds of one test set (pooled) or separate subsets.
+    pooled: ClassVar[bool] = True
+    #: Steerers are also fitted with the classes swapped (steering in both directions).
+    bidirectional: ClassVar[bool] = False
+    #: Default strength grid (displacement / mean residual norm) for this task.
+    default_grid: ClassVar[tuple[float, ...]] = (0.05, 0.1, 0.2)
+
+    def __init__(self, *, seed: int = 0, quick: bool = False) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidParameterError(f"`seed` must be an int; got {seed!r}.")
+        self.seed = seed
+        self.quick = bool(quick)
+
+    @abstractmethod
+    def splits(self) -> list[Split]:
+        """The fit/validation/test splits (deterministic for a seed)."""
+
+    @abstractmethod
+    def score(
+        self,
+        model: HookedModel,
+        plan: Steering | None,
+        units: list[Any],
+        *,
+        phase: str,
+        reverse: Steering | None = None,
+    ) -> pd.DataFrame:
+        """One row per unit (and seed) with ``unit``, ``seed`` and the metric columns."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Sizes, seeds and settings, for the saved results."""
