@@ -130,8 +130,8 @@ class BarrierSearchResult:
             ``train_log_likelihood, test_log_likelihood, test_auc, test_accuracy, fit_s,
             converged, n_warnings``, the diagnostic columns (``mean_pairwise_cosine,
             gap_median, bend_median, turn_deg_median``) when computed, ``rank`` (1 = best by the
-            criterion) and ``best``.
-        best: the chosen candidate.
+            criterion), ``eligible`` (with ``min_bend``) and ``best`` (the chosen one).
+        best: the chosen candidate (the top-ranked one, or the top eligible with ``min_bend``).
         steerer: ``ODESteer(custom_barrier=best.barrier)`` fitted on the training split (on all
             data with ``refit=True``).
         diagnostic: :func:`field_variation` of the best steerer (fitted on the training split)
@@ -178,6 +178,7 @@ def search_barrier(
     n_steps: int = 10,
     diagnose_all: bool = True,
     refit: bool = False,
+    min_bend: float | None = None,
 ) -> BarrierSearchResult:
     """Fit every candidate barrier once, rank them on held-out data, diagnose the best.
 
@@ -195,6 +196,10 @@ def search_barrier(
         solver, n_steps: the flow of the returned :class:`~lens_odesteer.ODESteer`.
         diagnose_all: run the diagnostic on every candidate (adds its columns to the frame).
         refit: refit the chosen steerer on training and held-out rows together.
+        min_bend: choose the best candidate whose flow bends at least this much (median
+            ``bend`` on the held-out rows, e.g. ``0.01`` for 1% of the displacement): the barrier
+            for which ODE steering differs from its linearisation, if the data supports one.
+            Needs ``diagnose_all``; if no candidate qualifies, warns and takes the overall best.
 
     Example:
         >>> import torch, lens_odesteer as lo
@@ -207,6 +212,12 @@ def search_barrier(
         (['linear(C=1)', 'mlp()'], True)
     """
     check_choice(criterion, "criterion", _CRITERIA)
+    if min_bend is not None:
+        min_bend = check_finite_float(min_bend, "min_bend", minimum=0.0)
+        if not diagnose_all:
+            raise InvalidParameterError(
+                "`min_bend` needs the diagnostic of every candidate; pass `diagnose_all=True`."
+            )
     pos, neg = split_fit_args(pos_acts, neg_acts)
     if held_out is None:
         (train_pos, test_pos), (train_neg, test_neg) = (
@@ -269,6 +280,19 @@ def search_barrier(
     score = frame[col].astype(float).fillna(-math.inf)
     frame["rank"] = score.rank(ascending=False, method="first").astype(int)
     best_i = int(frame.index[frame["rank"] == 1][0])
+    if min_bend is not None:
+        eligible = frame["bend_median"].astype(float) >= min_bend
+        frame["eligible"] = eligible
+        if bool(eligible.any()):
+            best_i = int(score[eligible].idxmax())
+        else:
+            top = frame.loc[frame["bend_median"].astype(float).idxmax()]
+            warnings.warn(
+                f"No candidate bends by at least min_bend={min_bend:g} (largest median bend "
+                f"{top['bend_median']:.4g}, {top['label']}); returning the overall best.",
+                UserWarning,
+                stacklevel=2,
+            )
     frame["best"] = frame.index == best_i
     best = grid[best_i]
     diagnostic = field_variation(steerers[best_i], test_acts, labels=test_labels, T=T)

@@ -110,6 +110,28 @@ def test_search_barrier_split_is_seeded() -> None:
     assert a.steerer.n_pos_ == len(pos) - round(0.3 * len(pos))
 
 
+def test_search_barrier_min_bend_prefers_a_bending_flow() -> None:
+    gen = torch.Generator().manual_seed(2)
+    shift = torch.zeros(4)
+    shift[0] = 1.0
+    pos = torch.randn(60, 4, generator=gen) + shift
+    neg = torch.randn(60, 4, generator=gen) - shift
+    grid = _small_grid()
+    plain = search_barrier(pos, neg, candidates=grid, T=2.0)
+    bending = search_barrier(pos, neg, candidates=grid, T=2.0, min_bend=0.02)
+    chosen = bending.frame[bending.frame["best"]].iloc[0]
+    assert chosen["eligible"] and chosen["bend_median"] >= 0.02
+    eligible = bending.frame[bending.frame["eligible"]]
+    assert chosen["test_log_likelihood"] == eligible["test_log_likelihood"].max()
+    assert bending.diagnostic.median("bend") >= 0.02
+    assert plain.frame["test_log_likelihood"].max() >= chosen["test_log_likelihood"]
+    with pytest.warns(UserWarning, match="No candidate bends"):
+        none = search_barrier(pos, neg, candidates=grid[:2], T=2.0, min_bend=0.5)
+    assert none.frame["best"].sum() == 1 and not none.frame["eligible"].any()
+    with pytest.raises(lo.InvalidParameterError, match="diagnose_all"):
+        search_barrier(pos, neg, candidates=grid[:1], min_bend=0.1, diagnose_all=False)
+
+
 def test_default_barrier_grid_covers_the_families() -> None:
     pos, neg = _xor()
     grid = default_barrier_grid(torch.cat([pos, neg]), n_components=256)
