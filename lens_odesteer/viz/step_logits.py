@@ -104,7 +104,7 @@ def logit_heatmap(
         )
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
-        title={"text": title or f"Next-token {_VALUES[value]} at each step ({result.hook})"},
+        title={"text": title or f"Next-token {_VALUES[value]} at each step<br>({result.hook})"},
     )
     n_tok = len(labels)
     return apply_theme(
