@@ -138,6 +138,9 @@ def run_demo(config: DemoConfig, stream: TextIO = sys.stdout) -> dict[str, Any]:
         )
         summary["report"] = str(report.html_path)
         summary["relative_end_gap_ode_vs_step"] = report.summary["relative_end_gap"]
+        if report.summary["diagnostic"]:
+            summary["nonlinearity"] = report.summary["diagnostic"]
+            stream.write(f"\n{report.summary['diagnostic']}\n")
         stream.write(f"\nComparison report: {report.html_path}\n")
         if report.static_skipped:
             stream.write(f"(figures written as HTML only: {report.static_skipped})\n")

@@ -32,12 +32,13 @@ from torch import Tensor
 from lens_odesteer._validation import as_float_acts, check_finite_float, check_positive_int
 from lens_odesteer._version import __version__
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
+from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
 from lens_odesteer.analysis.projection import fit_projection
 from lens_odesteer.analysis.step_logits import StepLogits, step_logits
 from lens_odesteer.analysis.trajectories import trajectory_frame
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.models.names import HookedModel, validate_hook_name
-from lens_odesteer.steerers import CAA, AbstractSteerer, ODESteer, StepODESteer
+from lens_odesteer.steerers import CAA, AbstractSteerer, LinAcT, MiMiC, ODESteer, StepODESteer
 from lens_odesteer.viz.export import save_figures, static_export_status
 from lens_odesteer.viz.level_sets import level_set_figure
 from lens_odesteer.viz.step_logits import logit_heatmap, target_logprob_figure
@@ -54,8 +55,9 @@ class ComparisonReport:
         frames: name -> tidy frame (``grid``, ``points``, ``paths``, ``step_tokens``,
             ``step_summary``, ``summary``), each also written as CSV next to the report.
         files: name -> every file written for it.
-        summary: headline numbers (per method: mean final ``h``, displacement, KL) and the
-            ODE-vs-one-step end-point gap.
+        summary: headline numbers (per method: mean final ``h``, displacement, KL), the
+            ODE-vs-one-step end-point gap in the view, and the nonlinearity diagnostic's
+            sentence (:func:`lens_odesteer.analysis.nonlinearity.field_variation`).
         static_skipped: why PNG/SVG/PDF were not written, or None when they were.
     """
 
@@ -112,6 +114,16 @@ def _summary_frame(paths: pd.DataFrame, steps: StepLogits | None) -> pd.DataFram
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _diagnostic(
+    steerer: AbstractSteerer, pos: Tensor, neg: Tensor, T: float
+) -> FieldVariation | None:
+    """How far multi-step steering is from one step here (None for non-flow methods)."""
+    if T <= 0 or isinstance(steerer, (LinAcT, MiMiC)):
+        return None
+    labels = torch.cat([torch.ones(pos.shape[0]), torch.zeros(neg.shape[0])]).bool()
+    return field_variation(steerer, torch.cat([pos, neg]), labels=labels, T=T)
 
 
 def _end_gap(paths: pd.DataFrame, ode_label: str, step_label: str) -> float | None:
@@ -272,6 +284,7 @@ def comparison_report(
     points = points_frame(view, pos, neg, steerer=chosen[ref])
     steps = step_logits(model, prompt, hook, chosen, strengths, targets=targets, reference=ref)
     summary = _summary_frame(paths, steps)
+    diagnostic = _diagnostic(chosen[ref], pos, neg, strengths[ref])
     one_step = [
         m for m in chosen if m != ref and bool(paths.loc[paths.method == m, "one_step"].iloc[0])
     ]
@@ -292,6 +305,8 @@ def comparison_report(
         "step_summary": steps.steps,
         "summary": summary,
     }
+    if diagnostic is not None:
+        frames["diagnostic"] = diagnostic.to_frame()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[Path]] = {}
@@ -325,6 +340,8 @@ def comparison_report(
             f"displacement away from the {one_step[0]} end points (0% means multi-step steering "
             "ended where one step did; the view hides off-plane differences)."
         )
+    if diagnostic is not None:
+        notes.append("Nonlinearity diagnostic on the fit data: " + diagnostic.summary())
     notes += list(extra_notes)
     if skipped:
         notes.append(f"PNG/SVG/PDF were not written: {skipped}")
@@ -357,6 +374,7 @@ def comparison_report(
         "reference": ref,
         "T": strengths,
         "relative_end_gap": gap,
+        "diagnostic": None if diagnostic is None else diagnostic.summary(),
         "methods": summary.to_dict(orient="records"),
         "wall_time_s": time.perf_counter() - t0,
     }

@@ -73,6 +73,9 @@ def test_summary_matches_the_frames(report) -> None:
     saved = json.loads((report.html_path.parent / "summary.json").read_text())
     assert saved["reference"] == "ODESteer"
     assert 0.0 <= saved["relative_end_gap"] < 0.5
+    assert saved["diagnostic"].startswith("At these settings (ODESteer")
+    diag = report.frames["diagnostic"].set_index("metric")["value"]
+    assert 0.9 < diag["mean_pairwise_cosine"] <= 1.0 and diag["auc"] > 0.9
 
 
 def test_figures_were_exported(report) -> None:
