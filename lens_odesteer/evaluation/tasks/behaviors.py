@@ -116,7 +116,7 @@ class Behaviors(Task):
         behaviors: tuple[str, ...] = BEHAVIORS,
         n_fit: int = 40,
         n_val: int = 4,
-        n_test: int | None = 12,
+        n_test: int | None = 10,
         batch_size: int = 8,
         seed: int = 0,
         quick: bool = False,

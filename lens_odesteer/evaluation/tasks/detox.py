@@ -83,18 +83,19 @@ class Detox(Task):
     primary: ClassVar[str] = "toxicity"
     higher_is_better: ClassVar[bool] = False
     metrics: ClassVar[tuple[str, ...]] = ("toxicity", "toxic_rate")
+    default_grid: ClassVar[tuple[float, ...]] = (0.05, 0.15)
 
     def __init__(
         self,
         data_dir: str | os.PathLike[str] | None = None,
         *,
-        n_test: int = 24,
-        n_val: int = 8,
-        n_fit: int = 150,
+        n_test: int = 12,
+        n_val: int = 6,
+        n_fit: int = 100,
         toxigen: bool = True,
         seeds: tuple[int, ...] = (0, 1),
         val_seeds: tuple[int, ...] = (0,),
-        max_new_tokens: int = 16,
+        max_new_tokens: int = 12,
         seed: int = 0,
         quick: bool = False,
     ) -> None:

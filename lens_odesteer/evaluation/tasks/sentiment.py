@@ -40,16 +40,17 @@ class Sentiment(Task):
     kind: ClassVar[str] = "generation"
     primary: ClassVar[str] = "sentiment"
     metrics: ClassVar[tuple[str, ...]] = ("sentiment", "positive_rate")
+    default_grid: ClassVar[tuple[float, ...]] = (0.05, 0.15)
 
     def __init__(
         self,
         data_dir: str | os.PathLike[str] | None = None,
         *,
-        n_test: int = 24,
-        n_val: int = 8,
+        n_test: int = 12,
+        n_val: int = 6,
         seeds: tuple[int, ...] = (0, 1),
         val_seeds: tuple[int, ...] = (0,),
-        max_new_tokens: int = 16,
+        max_new_tokens: int = 12,
         seed: int = 0,
         quick: bool = False,
     ) -> None:

@@ -41,19 +41,19 @@ class TruthfulQAGen(TruthfulQAMC):
     kind: ClassVar[str] = "generation"
     primary: ClassVar[str] = "sim_diff"
     metrics: ClassVar[tuple[str, ...]] = ("sim_diff", "true_proxy")
-    default_grid: ClassVar[tuple[float, ...]] = (0.05, 0.1, 0.2)
+    default_grid: ClassVar[tuple[float, ...]] = (0.05, 0.15)
 
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
         *,
-        n_val: int = 8,
-        n_test: int | None = 24,
+        n_val: int = 6,
+        n_test: int | None = 12,
         folds: int = 1,
-        max_answers_per_side: int = 2,
+        max_answers_per_side: int = 1,
         seeds: tuple[int, ...] = (0, 1),
         val_seeds: tuple[int, ...] = (0,),
-        max_new_tokens: int = 20,
+        max_new_tokens: int = 16,
         seed: int = 0,
         quick: bool = False,
     ) -> None:

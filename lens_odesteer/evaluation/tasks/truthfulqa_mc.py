@@ -165,7 +165,7 @@ class TruthfulQAMC(Task):
         *,
         n_val: int = 4,
         n_test: int | None = 12,
-        max_answers_per_side: int = 2,
+        max_answers_per_side: int = 1,
         fold_seed: int = 42,
         batch_size: int = 16,
         seed: int = 0,
