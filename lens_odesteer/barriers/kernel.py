@@ -56,9 +56,15 @@ class _LogisticBarrier(AbstractBarrier):
         labels = torch.zeros(acts.shape[0], dtype=torch.bool, device=acts.device)
         labels[: pos_acts.shape[0]] = True
         features = self._make_features().fit(acts)
-        feats = torch.cat(
-            [features.transform(acts[i : i + _FIT_CHUNK]) for i in range(0, len(acts), _FIT_CHUNK)]
-        )
+        if isinstance(features, PolynomialSketch):
+            feats = features.transform(acts)  # blocks of rows inside, written in place
+        else:
+            feats = torch.cat(
+                [
+                    features.transform(acts[i : i + _FIT_CHUNK])
+                    for i in range(0, len(acts), _FIT_CHUNK)
+                ]
+            )
         result = fit_logistic(feats, labels, C=self.C, max_iter=self.max_iter, tol=self.tol)
         pi = pos_acts.shape[0] / acts.shape[0]
         self.features_ = features

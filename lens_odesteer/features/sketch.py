@@ -135,17 +135,27 @@ class PolynomialSketch(AbstractFeatureMap):
         lead = acts.shape[:-1]
         flat = acts.reshape(-1, acts.shape[-1])
         plan = self._get_plan(flat)
-        if flat.shape[0] <= _TRANSFORM_BLOCK:
-            phi = self._transform_block(flat, plan)
-        else:
-            blocks = flat.split(_TRANSFORM_BLOCK)
-            phi = torch.cat([self._transform_block(b, plan) for b in blocks])
+        blocks = range(0, flat.shape[0], _TRANSFORM_BLOCK)
+        if flat.requires_grad and torch.is_grad_enabled():  # autograd through phi: no out=
+            parts = [self._transform_block(flat[i : i + _TRANSFORM_BLOCK], plan) for i in blocks]
+            phi = torch.cat(parts) if parts else flat.new_empty(0, self.n_components)
+        else:  # each block's result written in place: no concatenation afterwards
+            phi = flat.new_empty(flat.shape[0], self.n_components)
+            for i in blocks:
+                self._transform_block(
+                    flat[i : i + _TRANSFORM_BLOCK], plan, phi[i : i + _TRANSFORM_BLOCK]
+                )
         return phi.reshape(*lead, self.n_components)
 
-    def _transform_block(self, flat: Tensor, plan: _SketchPlan) -> Tensor:
+    def _transform_block(
+        self, flat: Tensor, plan: _SketchPlan, out: Tensor | None = None
+    ) -> Tensor:
         a_hat, _ = self._direction(flat)
         spectra = torch.fft.rfft(self._count_sketches(self._extended(a_hat), plan), dim=-1)
-        return torch.fft.irfft(_prod_except(spectra, -1), n=self.n_components, dim=-1)
+        prod = _prod_except(spectra, -1)
+        if out is None:
+            return torch.fft.irfft(prod, n=self.n_components, dim=-1)
+        return torch.fft.irfft(prod, n=self.n_components, dim=-1, out=out)
 
     def dot_and_grad(
         self, acts: Float[Tensor, "batch d_model"], coef: Float[Tensor, " n_feat"]

@@ -71,3 +71,16 @@ def test_widest_barrier_uses_ffts_only() -> None:
     pos, neg = _rows(8, d, 8) + 0.5, _rows(8, d, 9) - 0.5
     bar = KernelLogisticBarrier(PolynomialSketch(n_components=64), max_iter=5).fit(pos, neg)
     assert bar._quadratic is None
+
+
+def test_transform_in_blocks_supports_autograd() -> None:
+    x = _rows(2 * sketch_module._TRANSFORM_BLOCK + 3, 5, 10)
+    fm = PolynomialSketch(n_components=32, seed=2).fit(x)
+    a = x.clone().requires_grad_()
+    with torch.enable_grad():
+        phi = fm.transform(a)
+        (grad,) = torch.autograd.grad(phi.sum(), a)
+    torch.testing.assert_close(phi.detach(), fm.transform(x), rtol=0, atol=0)
+    _, ours = fm.dot_and_grad(x, torch.ones(32, dtype=x.dtype))
+    torch.testing.assert_close(grad, ours, rtol=1e-10, atol=1e-12)
+    assert fm.transform(x[:0]).shape == (0, 32)
