@@ -1,9 +1,10 @@
 """Seeded, batched sampling of continuations under a steering plan, for generation tasks.
 
-Every batch of every seed is generated after ``torch.manual_seed(seed * 1_000_003 + batch)``, so
-a seed gives the same random stream to every method: differences between methods on the same
-prompt and seed come from steering, not from the draw (common random numbers), and the method
-``"none"`` equals the unsteered model sampled with the same seed.
+The rows (one per prompt and sampling seed, seed-major) are generated in batches, each after
+``torch.manual_seed(seeds[0] * 1_000_003 + first_row)``, so the same seeds give the same random
+stream to every method: differences between methods on the same prompt and seed come from
+steering, not from the draw (common random numbers), and the method ``"none"`` equals the
+unsteered model sampled the same way. A "seed" labels one of the ``k`` samples of a prompt.
 
 Example:
     >>> from lens_odesteer.models import tiny_bridge
@@ -89,21 +90,24 @@ def sample_continuations(
     if do_sample:
         kwargs.update(temperature=temperature, top_p=top_p)
     kwargs.update(generate_kwargs)
+    # All (seed, prompt) rows go through generate together, seed-major, in batches of
+    # ``batch_size`` rows; each batch is seeded from the first seed and its offset, so the same
+    # seeds give the same draws to every method (common random numbers).
+    jobs = [(int(seed), i) for seed in seeds for i in range(len(prompts))]
     rows = []
     with torch.inference_mode():
-        for seed in seeds:
-            for b in range(0, len(prompts), batch_size):
-                batch = list(prompts[b : b + batch_size])
-                torch.manual_seed(int(seed) * 1_000_003 + b)
-                texts = generate(model, batch, steer, T=strength, **kwargs)
-                assert isinstance(texts, list)
-                for j, text in enumerate(texts):
-                    rows.append(
-                        {
-                            "unit": names[b + j],
-                            "seed": int(seed),
-                            "prompt": batch[j],
-                            "continuation": _cut(text, stop_strings),
-                        }
-                    )
+        for b in range(0, len(jobs), batch_size):
+            batch = jobs[b : b + batch_size]
+            torch.manual_seed(int(seeds[0]) * 1_000_003 + b)
+            texts = generate(model, [prompts[i] for _, i in batch], steer, T=strength, **kwargs)
+            assert isinstance(texts, list)
+            for (seed, i), text in zip(batch, texts, strict=True):
+                rows.append(
+                    {
+                        "unit": names[i],
+                        "seed": seed,
+                        "prompt": prompts[i],
+                        "continuation": _cut(text, stop_strings),
+                    }
+                )
     return pd.DataFrame(rows, columns=["unit", "seed", "prompt", "continuation"])

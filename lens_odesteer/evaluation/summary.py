@@ -14,7 +14,7 @@ Example:
     ...     "phase": "test", "T": [0.0] * 4 + [1.0] * 4, "unit": [0, 1, 2, 3] * 2, "seed": 0,
     ...     "x": [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]})
     >>> s = summarize(units, ["x"], n_boot=200)
-    >>> s.set_index("method").loc["CAA", "estimate"]
+    >>> float(s.set_index("method").loc["CAA", "estimate"])
     1.0
     >>> paired_differences(units, "x", "CAA", "none", n_boot=200)["estimate"].item()
     0.5

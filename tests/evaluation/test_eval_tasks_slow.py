@@ -71,12 +71,13 @@ def test_truthfulqa_mc_numbers(model: Any, tmp_path: Path) -> None:
 def test_sampling_none_and_zero_strength_equal_plain_generation(model: Any) -> None:
     prompts = ["The weather today", "My favourite food is"]
     kw = {"max_new_tokens": 6, "temperature": 0.7, "top_p": 0.9}
-    none = sample_continuations(model, prompts, None, seeds=[3], **kw)
+    none = sample_continuations(model, prompts, None, seeds=[3, 4], **kw)
     torch.manual_seed(3 * 1_000_003)
-    plain = generate(model, prompts, None, do_sample=True, **kw)
+    plain = generate(model, prompts * 2, None, do_sample=True, **kw)
     assert none["continuation"].tolist() == plain
+    assert none["seed"].tolist() == [3, 3, 4, 4]
     caa = lo.CAA().fit(torch.randn(4, 576) + 1, torch.randn(4, 576))
-    zero = sample_continuations(model, prompts, Steering(HOOK, caa, 0.0), seeds=[3], **kw)
+    zero = sample_continuations(model, prompts, Steering(HOOK, caa, 0.0), seeds=[3, 4], **kw)
     assert zero["continuation"].tolist() == plain
 
 
