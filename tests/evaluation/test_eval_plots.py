@@ -1,0 +1,108 @@
+"""Figures of evaluation results from synthetic tidy frames (fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.evaluation.store import write_csv
+from lens_odesteer.viz.eval_plots import (
+    fluency_tradeoff,
+    layer_sweep_figure,
+    metric_vs_strength,
+    paired_forest,
+    write_eval_figures,
+)
+
+
+def _units() -> pd.DataFrame:
+    rows = []
+    for method, scale in (("none", 0.0), ("CAA", 1.0), ("ODESteer", 1.2)):
+        for phase, ts in (("val", [0.5, 1.0]), ("test", [1.0])):
+            if method == "none":
+                ts = [0.0]
+            for t in ts:
+                for unit in range(5):
+                    rows.append(
+                        {
+                            "split": "s",
+                            "method": method,
+                            "phase": phase,
+                            "T": t * scale,
+                            "displacement_frac": 0.1 * t if scale else 0.0,
+                            "unit": unit,
+                            "seed": 0,
+                            "x": unit + t * scale,
+                            "ppl": 10 + t,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def _summary() -> pd.DataFrame:
+    rows = []
+    for method, est in (("none", 0.1), ("CAA", 0.3), ("ODESteer", 0.35)):
+        for metric, shift in (("x", 0.0), ("ppl", 10.0)):
+            rows.append(
+                {
+                    "group": "all",
+                    "method": method,
+                    "metric": metric,
+                    "estimate": est + shift,
+                    "ci_low": est + shift - 0.05,
+                    "ci_high": est + shift + 0.05,
+                    "T": "1",
+                    "n_units": 5,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_metric_vs_strength_has_grid_and_chosen_points() -> None:
+    fig = metric_vs_strength(_units(), "x")
+    names = [t.name for t in fig.data]
+    assert "CAA (validation grid)" in names and "ODESteer (test, chosen T)" in names
+    caa = next(t for t in fig.data if t.name == "CAA (validation grid)")
+    assert list(caa.x) == pytest.approx([0.05, 0.1])
+
+
+def test_tradeoff_and_forest() -> None:
+    fig = fluency_tradeoff(_summary(), "x")
+    assert [t.name for t in fig.data] == ["none", "CAA", "ODESteer"]
+    paired = pd.DataFrame(
+        {
+            "group": "all",
+            "method": ["ODESteer", "none"],
+            "baseline": "CAA",
+            "metric": "x",
+            "estimate": [0.05, -0.2],
+            "ci_low": [-0.01, -0.3],
+            "ci_high": [0.1, -0.1],
+            "n_units": 5,
+        }
+    )
+    forest = paired_forest(paired, "x")
+    assert list(forest.data[0].y) == ["none", "ODESteer"]
+    with pytest.raises(InvalidParameterError, match="No paired"):
+        paired_forest(paired, "y")
+    with pytest.raises(InvalidParameterError, match="lacks"):
+        metric_vs_strength(_units().drop(columns="T"), "x")
+
+
+def test_layer_figure_and_folder_writer(tmp_path: Path) -> None:
+    layers = pd.DataFrame(
+        {
+            "layer": [0, 3, 0, 3],
+            "barrier": ["ODESteer (kernel)"] * 2 + ["ITI (linear probe)"] * 2,
+            "auc": [0.6, 0.8, 0.55, 0.7],
+        }
+    )
+    assert len(layer_sweep_figure(layers).data) == 2
+    write_csv(tmp_path / "summary.csv", _summary())
+    write_csv(tmp_path / "units.csv", _units())
+    written = write_eval_figures(tmp_path)
+    assert sorted(p.name for p in written) == ["fluency_tradeoff.html", "metric_vs_strength.html"]
+    assert all(p.stat().st_size > 1000 for p in written)
