@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -277,7 +278,7 @@ def evaluate(
         seed=seed,
     )
     summary.insert(0, "task", task_obj.name)
-    paired = _paired(units, task_obj, names, chosen, n_boot, seed)
+    paired = _paired(units, task_obj, names, n_boot, seed)
     if out is not None:
         write_csv(out / "units.csv", units)
         write_csv(out / "summary.csv", summary)
@@ -441,7 +442,6 @@ def _paired(
     units: pd.DataFrame,
     task: Task,
     names: list[str],
-    chosen: dict[str, dict[str, Any]],
     n_boot: int,
     seed: int,
 ) -> pd.DataFrame:
@@ -450,13 +450,19 @@ def _paired(
     if not one_step:
         return pd.DataFrame()
 
+    sign = 1.0 if task.higher_is_better else -1.0
+
     def val_score(method: str) -> float:
-        scores = [
-            max(v["val_scores"]) if v["val_scores"] else float("nan")
-            for k, v in chosen.items()
-            if k.split("/", 1)[1] == method
-        ]
-        return float(pd.Series(scores).mean())
+        """Validation score at the chosen strength, averaged over splits (NaN: none)."""
+        scores = []
+        for _, part in units[units["method"] == method].groupby("split", sort=True):
+            test_t = part.loc[part["phase"] == "test", "T"]
+            if test_t.empty:
+                continue
+            val = part[(part["phase"] == "val") & np.isclose(part["T"], float(test_t.iloc[0]))]
+            if not val.empty:
+                scores.append(sign * float(val.groupby("unit")[task.primary].mean().mean()))
+        return float(np.mean(scores)) if scores else float("nan")
 
     # Without a validation grid (one candidate) rank one-step methods by test score instead,
     # and say so in the frame.
@@ -465,7 +471,6 @@ def _paired(
         best = max(one_step, key=val_score)
     else:
         test = units[units["phase"] == "test"]
-        sign = 1.0 if task.higher_is_better else -1.0
         best = max(
             one_step, key=lambda m: sign * float(test[test["method"] == m][task.primary].mean())
         )
