@@ -170,3 +170,37 @@ def test_plot_barrier_search_marks_the_best() -> None:
     assert list(fig.data[-1].text) == [result.best.label]
     with pytest.raises(lo.InvalidParameterError, match="diagnose_all"):
         plot_barrier_search(result.frame.drop(columns=["gap_median"]))
+
+
+@pytest.mark.slow
+def test_search_barrier_smollm2_layer15_sentiment() -> None:
+    """One collection, a few fits on SmolLM2: the search runs on real activations, and on this
+    near-linear task even its best barrier keeps field directions close together."""
+    model = lo.load_model(progress=False)
+    data = lo.load_builtin("sentiment")[:32]
+    hook = lo.resid_post(15)
+    pos = lo.collect_activations(model, data.positive_texts(), hook, progress=False)
+    neg = lo.collect_activations(model, data.negative_texts(), hook, progress=False)
+    grid = [
+        BarrierCandidate("linear", {"normalize": True}, lo.LinearBarrier(normalize=True)),
+        BarrierCandidate(
+            "sketch",
+            {"gamma": 0.1},
+            lo.KernelLogisticBarrier(lo.PolynomialSketch(2000, gamma=0.1)),
+        ),
+        BarrierCandidate(
+            "sketch",
+            {"gamma": 10.0},
+            lo.KernelLogisticBarrier(lo.PolynomialSketch(2000, gamma=10.0)),
+        ),
+    ]
+    result = search_barrier(pos, neg, candidates=grid, seed=0)
+    frame = result.frame
+    assert len(frame) == 3 and frame["best"].sum() == 1
+    best = frame[frame["best"]].iloc[0]
+    assert best["test_log_likelihood"] == frame["test_log_likelihood"].max()
+    assert (frame["test_auc"] > 0.8).all()
+    assert (frame["mean_pairwise_cosine"] > 0.95).all()
+    lin = frame[frame["family"] == "linear"].iloc[0]
+    assert lin["bend_median"] < 1e-4  # linear in a/|a|: the great circle exactly
+    assert result.diagnostic.tangent
