@@ -181,6 +181,7 @@ def test_search_barrier_smollm2_layer15_sentiment() -> None:
     hook = lo.resid_post(15)
     pos = lo.collect_activations(model, data.positive_texts(), hook, progress=False)
     neg = lo.collect_activations(model, data.negative_texts(), hook, progress=False)
+    assert isinstance(pos, Tensor) and isinstance(neg, Tensor)
     grid = [
         BarrierCandidate("linear", {"normalize": True}, lo.LinearBarrier(normalize=True)),
         BarrierCandidate(
