@@ -16,24 +16,28 @@ from plotly.subplots import make_subplots
 
 from lens_odesteer.analysis.nonlinearity import FieldVariation
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.viz.theme import PALETTE, apply_theme, method_colour
+from lens_odesteer.viz.theme import METHOD_COLOURS, PALETTE, apply_theme, method_colour
 
-#: Axis titles of the diagnostic's metrics.
+#: Short panel titles of the diagnostic's metrics.
 METRIC_TITLES: dict[str, str] = {
-    "mean_pairwise_cosine": "mean pairwise cosine of v(a)",
-    "cos_to_mean_p05": "5th pct. cosine to mean field",
-    "gap_median": "|ODE end - one step| / displacement",
+    "mean_pairwise_cosine": "spread: mean pairwise cos v(a)",
+    "cos_to_mean_p05": "5th pct. cos to mean field",
+    "gap_median": "gap: |ODE - one step| / disp.",
     "gap_p90": "gap, 90th percentile",
-    "bend_median": "bend (barrier curvature) / displacement",
+    "bend_median": "bend (curvature) / disp.",
     "bend_p90": "bend, 90th percentile",
     "turn_deg_median": "turn, first to last step (deg)",
     "turn_total_deg_median": "total turning (deg)",
-    "arc_deg_median": "rotation of the activation (deg)",
+    "arc_deg_median": "rotation of a (deg)",
     "displacement_median": "displacement",
     "norm_median": "residual norm",
     "accuracy": "held-out accuracy of sign(h)",
     "auc": "held-out AUC of h",
 }
+#: Metrics that are fractions of the displacement, drawn as percentages.
+_PERCENT_METRICS = {"gap_median", "gap_p90", "bend_median", "bend_p90"}
+#: Colours for lines that are not a known method, in order (no yellow: too pale on white).
+_OTHER_COLOURS = ("#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000", "#882255")
 DEFAULT_LAYER_METRICS = (
     "mean_pairwise_cosine",
     "gap_median",
@@ -88,11 +92,15 @@ def plot_field_variation_by_layer(
         rows=n_rows,
         cols=min(n_cols, len(metrics)),
         subplot_titles=[METRIC_TITLES.get(m, m) for m in metrics],
-        horizontal_spacing=0.08,
-        vertical_spacing=0.16,
+        horizontal_spacing=0.1,
+        vertical_spacing=0.22,
     )
+    colours = _line_colours([str(v) for v in pd.unique(frame[color])])
     for k, metric in enumerate(metrics):
         part = frame[frame["metric"] == metric]
+        row, col = k // n_cols + 1, k % n_cols + 1
+        if metric in _PERCENT_METRICS:
+            fig.update_yaxes(tickformat=".1%", row=row, col=col)
         for name, group in part.groupby(color, sort=False):
             group = group.sort_values("layer")
             fig.add_trace(
@@ -103,16 +111,33 @@ def plot_field_variation_by_layer(
                     name=str(name),
                     legendgroup=str(name),
                     showlegend=k == 0,
-                    line={"color": method_colour(str(name))},
+                    line={"color": colours[str(name)]},
                 ),
-                row=k // n_cols + 1,
-                col=k % n_cols + 1,
+                row=row,
+                col=col,
             )
-    fig.update_xaxes(title_text="layer")
+    for k in range(max(0, len(metrics) - n_cols), len(metrics)):  # bottom row only
+        fig.update_xaxes(title_text="layer", row=k // n_cols + 1, col=k % n_cols + 1)
     fig.update_layout(
         title=title or "How much the steering field varies, per layer (held-out activations)"
     )
-    return apply_theme(fig, width=330 * min(n_cols, len(metrics)) + 80, height=300 * n_rows + 90)
+    apply_theme(fig, width=340 * min(n_cols, len(metrics)) + 40, height=300 * n_rows + 150)
+    fig.update_layout(legend={"orientation": "h", "x": 0.0, "y": -0.12, "yanchor": "top"})
+    fig.update_annotations(font_size=12)  # panel titles
+    return fig
+
+
+def _line_colours(names: list[str]) -> dict[str, str]:
+    """A method's own colour where the name is a method, distinct fixed colours otherwise."""
+    out: dict[str, str] = {}
+    spare = iter(c for c in _OTHER_COLOURS)
+    for name in names:
+        head = name.split(" ")[0].split("(")[0]
+        if name in METHOD_COLOURS or head in METHOD_COLOURS:
+            out[name] = method_colour(name)
+        else:
+            out[name] = next((c for c in spare if c not in out.values()), method_colour(name))
+    return out
 
 
 def plot_field_variation(result: FieldVariation, *, title: str | None = None) -> go.Figure:
