@@ -78,18 +78,32 @@ class _LogisticBarrier(AbstractBarrier):
         return self
 
     def _on_moved(self) -> None:
-        self._quadratic: tuple[Tensor, Tensor, Tensor] | None = None
+        self._quadratic: tuple[Tensor, Tensor] | None = None
         self._quadratic_min_rows = 0
         if not hasattr(self, "coef_"):
             return
         self._coef_spectrum = torch.fft.rfft(self.coef_)
         fm = self.features_
         if isinstance(fm, PolynomialSketch) and fm.degree == 2 and fm.d_model_ <= _QUADRATIC_MAX_D:
-            # Exact rewrite of the degree-2 sketch barrier as a quadratic form in a / |a|: one
-            # small matmul per evaluation instead of FFTs of length n.
-            self._quadratic = sketch_quadratic_form(fm, self.coef_)
-            if fm.d_model_ > _QUADRATIC_ALWAYS_MAX_D:
-                self._quadratic_min_rows = _QUADRATIC_MIN_ROWS_WIDE
+            wide = fm.d_model_ > _QUADRATIC_ALWAYS_MAX_D
+            self._enable_quadratic(_QUADRATIC_MIN_ROWS_WIDE if wide else 0)
+
+    def _enable_quadratic(self, min_rows: int) -> None:
+        """Evaluate the degree-2 sketch barrier as its exact quadratic form in ``z = [a_hat; 1]``.
+
+        ``coef . phi = z^T Q z`` with ``Q = [[A, b/2], [b/2, c]]`` (see
+        :func:`~lens_odesteer.features.sketch.sketch_quadratic_form`): one small matmul per
+        evaluation instead of FFTs of length n, for batches of at least ``min_rows`` rows.
+        Stored as ``(2 Q[:d], 2 Q[d])`` so that ``2 Q z = a_hat @ 2 Q[:d] + 2 Q[d]`` (the
+        gradient in ``z``) is one ``addmm``.
+        """
+        fm = self.features_
+        assert isinstance(fm, PolynomialSketch)
+        mat, vec, const = sketch_quadratic_form(fm, self.coef_)
+        top = torch.cat([2 * mat, vec.unsqueeze(1)], dim=1)
+        last = torch.cat([vec, 2 * const.reshape(1)])
+        self._quadratic = (top, last)
+        self._quadratic_min_rows = min_rows
 
     def _value_and_grad(
         self, acts: Float[Tensor, "batch d_model"]
@@ -186,15 +200,20 @@ class LinearBarrier(_LogisticBarrier):
 
 
 def _quadratic_dot_and_grad(
-    fm: PolynomialSketch, quad: tuple[Tensor, Tensor, Tensor], acts: Tensor
+    fm: PolynomialSketch, quad: tuple[Tensor, Tensor], acts: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """``coef . phi(a)`` and its gradient through ``a_hat^T A a_hat + b . a_hat + c``."""
-    mat, vec, const = quad
+    """``coef . phi(a) = z^T Q z`` with ``z = [a_hat; 1]``, and its gradient in ``a``.
+
+    With ``g = 2 Q z`` (the gradient in ``z``) and ``t = a_hat . g[:d]``: the value is
+    ``(t + g[d]) / 2``; the gradient in ``a`` is ``g[:d]`` without its radial part ``t a_hat``,
+    divided by ``|a|`` (the Jacobian of the normalisation).
+    """
+    top, last = quad
     a_hat, norm = fm._direction(acts)
-    a_mat = a_hat @ mat
-    value = (a_mat * a_hat).sum(-1) + a_hat @ vec + const
-    g_hat = 2 * a_mat + vec
+    g = torch.addmm(last, a_hat, top)
+    g_hat = g[:, :-1]
+    t = (a_hat * g_hat).sum(-1, keepdim=True)
+    value = (t + g[:, -1:]).squeeze(-1).mul_(0.5)
     if fm.normalize:
-        radial = (g_hat * a_hat).sum(-1, keepdim=True)
-        return value, (g_hat - radial * a_hat) / norm
-    return value, g_hat
+        return value, torch.addcmul(g_hat, t, a_hat, value=-1.0).div_(norm)
+    return value, g_hat.contiguous()

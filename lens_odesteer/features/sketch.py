@@ -106,7 +106,7 @@ class PolynomialSketch(AbstractFeatureMap):
     # -- forward pieces -------------------------------------------------------------------------
     def _direction(self, acts: Tensor) -> tuple[Tensor, Tensor]:
         if self.normalize:
-            norm = acts.norm(dim=-1, keepdim=True).clamp_min(self.min_norm)
+            norm = torch.linalg.vector_norm(acts, dim=-1, keepdim=True).clamp_min(self.min_norm)
             return acts / norm, norm
         return acts, torch.ones_like(acts[..., :1])
 
