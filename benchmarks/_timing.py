@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import random
 import statistics
 import time
 from collections.abc import Callable
+
+import torch
 
 
 def compare(
@@ -14,12 +18,14 @@ def compare(
     repeats: int = 15,
     warmup: int = 3,
     baseline: str | None = None,
+    show: bool = True,
 ) -> dict[str, float]:
     """Median seconds per call for each candidate, interleaved after ``warmup`` rounds.
 
     Every round runs each candidate once, in a freshly shuffled order (seeded), so machine noise
     and position effects (the first call of a round was seen to run slow) are spread over all
-    candidates instead of penalising one.
+    candidates instead of penalising one. With ``show`` each median is printed with its ratio to
+    ``baseline`` (default: the first candidate).
     """
     for _ in range(warmup):
         for fn in candidates.values():
@@ -34,7 +40,46 @@ def compare(
             fn()
             samples[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(v) for name, v in samples.items()}
-    base = medians[baseline or next(iter(candidates))]
-    for name, med in medians.items():
-        print(f"    {name:<44s} {med * 1e3:10.3f} ms   x{med / base:7.2f}")
+    if show:
+        base = medians[baseline or next(iter(candidates))]
+        for name, med in medians.items():
+            print(f"    {name:<44s} {med * 1e3:10.3f} ms   x{med / base:7.2f}")
     return medians
+
+
+def machine() -> str:
+    """One line describing where the numbers come from (CPU, threads, load, versions)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        if names:
+            cpu = names[0]
+    except OSError:
+        pass
+    load = "n/a"
+    if hasattr(os, "getloadavg"):
+        load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    return (
+        f"{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads; load average {load} (above the CPU count means "
+        "other processes competed for the cores)"
+    )
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub markdown table (numbers are right-aligned)."""
+    align = ["---:" if i else ":---" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def rate(count: float, seconds: float) -> str:
+    """``count / seconds`` formatted compactly (``12.3k``)."""
+    value = count / seconds
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.1f}"

@@ -1,17 +1,20 @@
-"""Model load (GGUF vs cache) and steered generation on the default model, timed in one process.
+"""Steered generation on the default model, timed in one process, interleaved.
 
-Generation: 8 prompts, 64 new tokens, greedy, KV cache, at ``blocks.15.hook_resid_post``;
+8 prompts, 64 new tokens (quick: 16), greedy, KV cache, at ``blocks.15.hook_resid_post``:
 unsteered vs CAA, StepODESteer, ODESteer (Euler and RK4, 10 steps) at scope ``"last"`` and
-ODESteer at scope ``"all"``, interleaved after warm-up.
+ODESteer at scope ``"all"``. Steerers are fitted on the built-in sentiment set. Also measured:
+the hook's own cost per decoding call (a ``SteeringHook`` call minus the steerer's maths), next
+to the time of one decoding step.
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
+import torch
 
 import lens_odesteer as lo
-from benchmarks._timing import compare
+from benchmarks._timing import compare, machine
+from lens_odesteer.hooks import SteeringHook
+from lens_odesteer.hooks.scope import PromptLayout
 
 PROMPTS = [
     "The hotel we stayed at",
@@ -23,35 +26,57 @@ PROMPTS = [
     "Dinner at the corner restaurant",
     "The book my friend lent me",
 ]
+TARGETS = {
+    "CAA (scope last)": 1.02,
+    "ODESteer (scope last, Euler x10)": 1.05,
+    "ODESteer (scope last, RK4 x10)": 1.15,
+}
 
 
-def run() -> None:
-    print("== load: SmolLM2-135M-Instruct from the GGUF (fresh cache) and from the cache")
-    with tempfile.TemporaryDirectory() as cache:
-        start = time.perf_counter()
-        lo.load_model(cache_dir=cache, progress=False)
-        first = time.perf_counter() - start
-        start = time.perf_counter()
-        model = lo.load_model(cache_dir=cache, progress=False)
-        second = time.perf_counter() - start
-    print(f"    first load {first:6.2f} s   cached load {second:6.2f} s   x{first / second:.1f}")
+class _Point:
+    name = "blocks.15.hook_resid_post"
 
-    n_new = 64
-    print(
-        f"== generate: 8 prompts x {n_new} new tokens, greedy, KV cache, blocks.15.hook_resid_post"
+
+def _hook_overhead(steerer: lo.CAA, d_model: int) -> tuple[float, float]:
+    """Median seconds of one decoding-step hook call and of the steerer maths inside it."""
+    hook = SteeringHook(steerer, 1.0, scope="last")
+    mask = torch.ones(len(PROMPTS), 6, dtype=torch.long)
+    hook.set_layout(PromptLayout.from_attention_mask(mask, kv=True))
+    point = _Point()
+    hook(torch.randn(len(PROMPTS), 6, d_model), hook=point)  # the prefill call
+    step = torch.randn(len(PROMPTS), 1, d_model)
+    flat = step[:, 0]
+    med = compare(
+        {"hook": lambda: hook(step, hook=point), "maths": lambda: steerer._steer(flat, 1.0)},
+        repeats=200,
+        warmup=20,
+        show=False,
     )
+    return med["hook"], med["maths"]
+
+
+def run(quick: bool = False) -> None:
+    n_new = 16 if quick else 64
+    model = lo.load_model(progress=False)
+    print(
+        f"== generate: {len(PROMPTS)} prompts x {n_new} new tokens, greedy, KV cache, "
+        "blocks.15.hook_resid_post"
+    )
+    print(f"   machine: {machine()}")
     hook = lo.resid_post(15)
     data = lo.load_builtin("sentiment")
     pos = lo.collect_activations(model, data.positive_texts(), hook, progress=False)
     neg = lo.collect_activations(model, data.negative_texts(), hook, progress=False)
+    assert isinstance(pos, torch.Tensor) and isinstance(neg, torch.Tensor)
     ode, caa = lo.ODESteer().fit(pos, neg), lo.CAA().fit(pos, neg)
     step = lo.StepODESteer().fit(pos, neg)
     rk4 = lo.ODESteer(solver="rk4").fit(pos, neg)
     T = float(caa.direction_.norm())
-    kw = {"max_new_tokens": n_new, "stop_at_eos": False}
 
     def gen(plan: dict | None, strength: float | None = None, scope: str = "last") -> object:
-        return lo.generate(model, PROMPTS, plan, T=strength, scope=scope, **kw)
+        return lo.generate(
+            model, PROMPTS, plan, T=strength, scope=scope, max_new_tokens=n_new, stop_at_eos=False
+        )
 
     medians = compare(
         {
@@ -62,11 +87,27 @@ def run() -> None:
             "ODESteer (scope last, RK4 x10)": lambda: gen({hook: rk4}, T),
             "ODESteer (scope all, Euler x10)": lambda: gen({hook: ode}, T, "all"),
         },
-        repeats=7,
+        repeats=3 if quick else 7,
         warmup=1,
     )
+    base = medians["unsteered"]
+    print("| method | tokens/s | time / unsteered | target |")
+    print("| :--- | ---: | ---: | ---: |")
     for name, med in medians.items():
-        print(f"    {name:<44s} {8 * n_new / med:8.1f} tokens/s")
+        target = TARGETS.get(name)
+        mark = (
+            ""
+            if target is None
+            else f"<= x{target:.2f} " + ("met" if med / base <= target else "NOT met")
+        )
+        print(f"| {name} | {len(PROMPTS) * n_new / med:.1f} | x{med / base:.3f} | {mark} |")
+    hook_s, maths_s = _hook_overhead(caa, pos.shape[-1])
+    per_token = base / n_new
+    print(
+        f"    hook bookkeeping per decoding call: {(hook_s - maths_s) * 1e6:.0f} us (CAA maths "
+        f"{maths_s * 1e6:.0f} us); unsteered generation takes {per_token * 1e3:.1f} ms per token "
+        f"step of the batch, so the hook itself adds {(hook_s - maths_s) / per_token * 100:.3f}%"
+    )
 
 
 if __name__ == "__main__":
