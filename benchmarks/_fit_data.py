@@ -123,7 +123,7 @@ def synthetic(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(pos_train, neg_train, test)``; ``test`` holds ``n_test / 2`` positives first."""
     gen = torch.Generator().manual_seed(seed)
-    rank = 64
+    rank = min(64, d_model - 1)
     basis, _ = torch.linalg.qr(torch.randn(d_model, rank + 1, generator=gen))
     direction, basis = basis[:, rank], basis[:, :rank]
     scales = 6.0 * torch.arange(1, rank + 1, dtype=torch.float32) ** -0.5

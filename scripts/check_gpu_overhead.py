@@ -111,7 +111,9 @@ def _timed(fn: Callable[[], object], device: str) -> Callable[[], object]:
     return run
 
 
-def steer_paths(ode: lo.ODESteer, device: str, repeats: int) -> list[str]:
+def steer_paths(
+    ode: lo.ODESteer, device: str, repeats: int, batches: tuple[int, ...] = (1, 8, 64, 512)
+) -> list[str]:
     """Time ``steer`` on the device with the FFT path and with the exact quadratic form."""
     fft = ode.to(device)
     quad = ode.to(device)
@@ -121,7 +123,7 @@ def steer_paths(ode: lo.ODESteer, device: str, repeats: int) -> list[str]:
     fft.barrier_._quadratic = None  # type: ignore[attr-defined]
     lines = []
     d = ode.d_model_
-    for batch in (1, 8, 64, 512):
+    for batch in batches:
         acts = torch.randn(batch, d, device=device) * 10
         a, b = fft.steer(acts, 5.0), quad.steer(acts, 5.0)
         err = float((a - b).abs().max() / a.abs().max())
@@ -149,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--layer", type=int, default=None, help="default: the middle block")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--batches", default="1,8,64,512", help="batches of the steer-path timing (comma list)"
+    )
     args = parser.parse_args(argv)
     device = args.device or ("cpu" if args.tiny else "cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -216,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nODESteer.steer on {device} (Euler x10), ms per call: FFT path vs quadratic form")
     print("| d_model | batch | FFT ms | quadratic ms | FFT / quadratic | max rel diff |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for line in steer_paths(ode, device, repeats=max(args.repeats, 5)):
+    batches = tuple(int(b) for b in args.batches.split(","))
+    for line in steer_paths(ode, device, repeats=max(args.repeats, 5), batches=batches):
         print(line)
     return 0
 
