@@ -52,7 +52,8 @@ ALL_METHODS: tuple[str, ...] = tuple(_FACTORIES)
 ONE_STEP: tuple[str, ...] = ("CAA", "ITI", "RepE", "LinAcT", "MiMiC", "StepODESteer")
 
 #: Largest strength a method accepts in strength searches (None: unbounded). LinAcT and MiMiC
-#: interpolate from the identity (0) to their full transport map (1).
+#: interpolate from the identity (0) to their full transport map (1). Steerers with a margin are
+#: capped at the mean residual norm by the runner.
 MAX_T: dict[str, float | None] = {"LinAcT": 1.0, "MiMiC": 1.0}
 
 
