@@ -73,12 +73,32 @@ from lens_odesteer.steerers import (
 
 if TYPE_CHECKING:
     from lens_odesteer.activations import answer_spans, collect_activations
+    from lens_odesteer.analysis import (
+        BarrierSearchResult,
+        FieldVariation,
+        field_variation,
+        field_variation_by_layer,
+        fit_projection,
+        search_barrier,
+        step_logits,
+        trajectory_frame,
+    )
     from lens_odesteer.models.loading import load_model, model_provenance
     from lens_odesteer.models.tiny import tiny_bridge
+    from lens_odesteer.report import comparison_report
 
 # Names whose modules import transformers / TransformerLens are loaded on first use, so that
 # `import lens_odesteer` stays fast for pure-tensor work.
 _LAZY = {
+    "BarrierSearchResult": "lens_odesteer.analysis",
+    "FieldVariation": "lens_odesteer.analysis",
+    "comparison_report": "lens_odesteer.report",
+    "field_variation": "lens_odesteer.analysis",
+    "field_variation_by_layer": "lens_odesteer.analysis",
+    "fit_projection": "lens_odesteer.analysis",
+    "search_barrier": "lens_odesteer.analysis",
+    "step_logits": "lens_odesteer.analysis",
+    "trajectory_frame": "lens_odesteer.analysis",
     "answer_spans": "lens_odesteer.activations",
     "collect_activations": "lens_odesteer.activations",
     "load_model": "lens_odesteer.models.loading",
@@ -102,8 +122,10 @@ __all__ = [
     "AbstractBarrier",
     "AbstractFeatureMap",
     "AbstractSteerer",
+    "BarrierSearchResult",
     "ContrastDataset",
     "ContrastPair",
+    "FieldVariation",
     "FileFormatError",
     "HookNameError",
     "IdentityFeatures",
@@ -136,6 +158,10 @@ __all__ = [
     "attach",
     "attn_out",
     "collect_activations",
+    "comparison_report",
+    "field_variation",
+    "field_variation_by_layer",
+    "fit_projection",
     "format_chat",
     "generate",
     "integrate",
@@ -151,7 +177,10 @@ __all__ = [
     "resid_post",
     "resid_pre",
     "save_steerer",
+    "search_barrier",
     "steering",
+    "step_logits",
     "tiny_bridge",
+    "trajectory_frame",
     "validate_hook_name",
 ]

@@ -4,18 +4,44 @@ Functions here return tidy pandas DataFrames (or small dataclasses); nothing imp
 The plotting layer is :mod:`lens_odesteer.viz`.
 """
 
+from lens_odesteer.analysis.barrier_search import (
+    BarrierCandidate,
+    BarrierSearchResult,
+    default_barrier_grid,
+    search_barrier,
+)
+from lens_odesteer.analysis.layer_sweep import (
+    LayerSplit,
+    collect_layer_splits,
+    field_variation_by_layer,
+    field_variation_over_splits,
+    split_by_group,
+)
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
+from lens_odesteer.analysis.nonlinearity import FieldVariation, binary_auc, field_variation
 from lens_odesteer.analysis.projection import Projection, fit_projection
 from lens_odesteer.analysis.step_logits import StepLogits, step_logits
 from lens_odesteer.analysis.trajectories import method_paths, trajectory_frame
 
 __all__ = [
+    "BarrierCandidate",
+    "BarrierSearchResult",
+    "FieldVariation",
+    "LayerSplit",
     "Projection",
     "StepLogits",
     "barrier_grid",
+    "binary_auc",
+    "collect_layer_splits",
+    "default_barrier_grid",
+    "field_variation",
+    "field_variation_by_layer",
+    "field_variation_over_splits",
     "fit_projection",
     "method_paths",
     "points_frame",
+    "search_barrier",
+    "split_by_group",
     "step_logits",
     "trajectory_frame",
 ]

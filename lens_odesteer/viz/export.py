@@ -98,7 +98,13 @@ def _write_static(
     try:
         try:
             # One browser session for all figures (starting one costs seconds).
-            pio.write_images(figs, [str(t) for t in temps], width=width, height=height, scale=scale)
+            # Kaleido ignores the layout size and falls back to 700 x 500; use each figure's
+            # own size unless one is given.
+            widths = [width if width is not None else fig.layout.width for fig in figs]
+            heights = [height if height is not None else fig.layout.height for fig in figs]
+            pio.write_images(
+                figs, [str(t) for t in temps], width=widths, height=heights, scale=scale
+            )
         except Exception as exc:
             raise ExportError(
                 f"Static export of {[p.name for p in paths]} failed: {type(exc).__name__}: "
@@ -135,7 +141,8 @@ def save_figure(
 ) -> Path:
     """Write one figure; the format comes from the suffix (.html, .json, .png, .svg, .pdf).
 
-    ``width``/``height`` are in CSS pixels (default: the figure's own size) and ``scale``
+    ``width``/``height`` are in CSS pixels (default: the figure's layout size, else 700 x 500)
+    and ``scale``
     multiplies the resolution of raster output (2 gives sharp PNGs for print).
 
     Raises:

@@ -58,6 +58,11 @@ def test_static_export_writes_real_png_svg_pdf(tmp_path: Path) -> None:
     assert (tmp_path / "a.svg").read_text().lstrip().startswith("<svg")
     assert (tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # Without an explicit size, each figure keeps its own layout size.
+    sized = _fig().update_layout(width=520, height=340)
+    save_figures({"own": sized, "plain": go.Figure()}, tmp_path, formats=("png",), scale=1)
+    assert _png_size(tmp_path / "own.png") == (520, 340)
+    assert _png_size(tmp_path / "plain.png") == (700, 500)  # kaleido's default
 
 
 def test_without_a_browser_static_export_says_how_to_fix_it(
