@@ -160,3 +160,16 @@ def test_cached_prefix_path_equals_hooked_pass(model: Any, monkeypatch: pytest.M
     np.testing.assert_allclose(fast, slow, atol=1e-4)
     slow_nt = next_token_logprobs(model, prompts, plan, steer_from=[0, 1, 0])
     torch.testing.assert_close(fast_nt, slow_nt, atol=1e-4, rtol=0)
+
+
+def test_margin_steerer_strength_is_capped_at_the_residual_norm() -> None:
+    from lens_odesteer.evaluation.runner import EvalConfig, _candidates
+
+    pos, neg = torch.randn(40, 16) + 2.0, torch.randn(40, 16) - 2.0
+    steerer = lo.ODESteer(n_components=256, margin=0.0).fit(pos, neg)
+    ref = pos[:10]  # already on the desired side: no displacement is reachable
+    norm = float(ref.norm(dim=-1).mean())
+    cfg = EvalConfig(task="t", methods=["ODESteer-margin"], layer=0, hook="h", grid=(0.1,))
+    split = TinyTask().splits()[0]
+    (t_cap,) = _candidates(TinyTask(), None, "ODESteer-margin", steerer, split, "h", ref, norm, cfg)
+    assert t_cap == pytest.approx(norm)
