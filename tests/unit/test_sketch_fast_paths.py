@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -11,20 +13,41 @@ from lens_odesteer.features import PolynomialSketch
 from lens_odesteer.features import sketch as sketch_module
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread, so the blocks are small (64 rows) and a test covers several."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert sketch_module._block_rows() == sketch_module._BLOCK_ROWS_ONE_THREAD
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_block_rows_grow_with_threads() -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert sketch_module._block_rows() == 2 * sketch_module._BLOCK_ROWS_PER_THREAD
+    finally:
+        torch.set_num_threads(before)
+
+
 def _rows(n: int, d: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=dtype) * 3
 
 
 @pytest.mark.parametrize("degree", [1, 2, 3])
-def test_blocked_rows_equal_one_row_at_a_time(degree: int) -> None:
-    n_rows = 2 * sketch_module._TRANSFORM_BLOCK + 5  # several blocks for both paths
-    assert n_rows > sketch_module._GRAD_BLOCK
+def test_blocked_rows_equal_one_row_at_a_time(degree: int, one_thread: None) -> None:
+    block = sketch_module._block_rows()
+    n_rows = 2 * block + 5  # several blocks
     x = _rows(n_rows, 6, 0)
     fm = PolynomialSketch(n_components=96, degree=degree, seed=1).fit(x)
     coef = _rows(1, 96, 2)[0]
     phi = fm.transform(x)
     value, grad = fm.dot_and_grad(x, coef)
-    for i in (0, sketch_module._GRAD_BLOCK, n_rows - 1):
+    for i in (0, block, n_rows - 1):
         v_i, g_i = fm.dot_and_grad(x[i : i + 1], coef)
         torch.testing.assert_close(phi[i : i + 1], fm.transform(x[i : i + 1]), rtol=0, atol=0)
         torch.testing.assert_close(value[i : i + 1], v_i, rtol=0, atol=0)
@@ -73,8 +96,8 @@ def test_widest_barrier_uses_ffts_only() -> None:
     assert bar._quadratic is None
 
 
-def test_transform_in_blocks_supports_autograd() -> None:
-    x = _rows(2 * sketch_module._TRANSFORM_BLOCK + 3, 5, 10)
+def test_transform_in_blocks_supports_autograd(one_thread: None) -> None:
+    x = _rows(2 * sketch_module._block_rows() + 3, 5, 10)
     fm = PolynomialSketch(n_components=32, seed=2).fit(x)
     a = x.clone().requires_grad_()
     with torch.enable_grad():
