@@ -155,6 +155,7 @@ def steered_layer_sweep(
             n_boot=1000,
         )
         primary = make_task(task, quick=quick, **(task_kwargs or {})).primary
-        part = summary[(summary["metric"] == primary) & (summary["group"] == "all")]
+        part = summary[(summary["metric"] == primary) & (summary["group"] == "all")].copy()
+        part.attrs = {}  # the summary carries frames in attrs; concat compares attrs
         frames.append(part.assign(layer=layer))
     return pd.concat(frames, ignore_index=True)

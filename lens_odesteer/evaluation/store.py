@@ -29,6 +29,9 @@ from lens_odesteer.errors import FileFormatError
 
 __all__ = ["PartStore", "atomic_write_text", "read_json", "write_csv", "write_json"]
 
+#: Columns that always hold text, never converted to numbers when a part is read back.
+TEXT_COLUMNS = frozenset({"prompt", "continuation", "split", "method", "phase"})
+
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
@@ -121,9 +124,18 @@ class PartStore:
         return self.path(key).exists()
 
     def get(self, key: str) -> pd.DataFrame:
-        """Read a stored part."""
+        """Read a stored part: text columns stay text (``""`` is an empty string), numeric
+        columns come back as numbers with ``""`` as NaN."""
         self.n_reused += 1
-        return pd.read_csv(self.path(key), keep_default_na=False)
+        frame = pd.read_csv(self.path(key), keep_default_na=False)
+        for col in frame.columns:
+            if col in TEXT_COLUMNS or pd.api.types.is_numeric_dtype(frame[col]):
+                continue
+            values = frame[col].astype(str)
+            numbers = pd.to_numeric(values.where(values != ""), errors="coerce")
+            if int(numbers.notna().sum()) == int((values != "").sum()):
+                frame[col] = numbers
+        return frame
 
     def put(self, key: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Store a finished part atomically and return it."""

@@ -30,13 +30,16 @@ def test_atomic_write_leaves_old_file_and_no_temp_on_failure(
 
 def test_parts_round_trip_and_resume(tmp_path: Path) -> None:
     store = PartStore(tmp_path, {"task": "x", "n": 1})
-    frame = pd.DataFrame({"unit": [1, 2], "continuation": ["", "None"], "x": [0.5, 1.5]})
+    frame = pd.DataFrame(
+        {"unit": [1, 2], "continuation": ["", "None"], "x": [0.5, 1.5], "ppl": [float("nan"), 3.0]}
+    )
     store.put("fold0|CAA|test|0|1", frame)
     again = PartStore(tmp_path, {"task": "x", "n": 1})
     assert again.has("fold0|CAA|test|0|1") and not again.has("fold0|CAA|test|0|2")
     back = again.get("fold0|CAA|test|0|1")
     assert back["continuation"].tolist() == ["", "None"]  # no NA guessing
     assert back["x"].tolist() == [0.5, 1.5]
+    assert back["ppl"].isna().tolist() == [True, False] and back["ppl"].iloc[1] == 3.0
     assert again.n_reused == 1
 
 
