@@ -62,10 +62,12 @@ def task_report(folder: str | Path) -> str:
     )
     results = json.loads((folder / "results.json").read_text())
     metrics = [m for m in dict.fromkeys(summary["metric"]) if m not in FLUENCY]
-    wall = {k.split("/", 1)[1]: 0.0 for k in results["timings_s"]}
-    for k, v in results["timings_s"].items():
-        wall[k.split("/", 1)[1]] += v
-    extra = {"wall s": {m: f"{v:.0f}" for m, v in wall.items()}}
+    # Compute time per method from the parts themselves (a resumed run reuses them, so its own
+    # timings would be near zero): the sum over parts of their scoring time.
+    units = pd.read_csv(folder / "units.csv", keep_default_na=False)
+    parts = units.drop_duplicates(["split", "method", "phase", "T_index"])
+    wall = pd.to_numeric(parts["wall_s"], errors="coerce").groupby(parts["method"]).sum().to_dict()
+    extra = {"scoring s": {str(m): f"{v:.0f}" for m, v in wall.items()}}
     lines = [f"### {results['config']['task']}", ""]
     groups = list(dict.fromkeys(summary["group"]))
     for group in groups:
@@ -89,7 +91,11 @@ def task_report(folder: str | Path) -> str:
         ]
         lines.append(headline_markdown(paired[paired["group"] == "all"], primary))
         lines.append("")
-    lines.append(f"Wall time {results['wall_s']:.0f} s; sizes: `{json.dumps(results['splits'])}`")
+    lines.append(
+        f"Scoring time summed over parts {sum(wall.values()):.0f} s; this run "
+        f"{results['wall_s']:.0f} s ({results['parts_computed']} parts computed, "
+        f"{results['parts_reused']} reused); sizes: `{json.dumps(results['splits'])}`"
+    )
     return "\n".join(lines) + "\n"
 
 
