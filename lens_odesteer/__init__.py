@@ -83,6 +83,10 @@ if TYPE_CHECKING:
         step_logits,
         trajectory_frame,
     )
+    from lens_odesteer.evaluation.runner import evaluate
+    from lens_odesteer.evaluation.stats import bootstrap_ci, paired_bootstrap
+    from lens_odesteer.evaluation.strength import calibrate_kl, calibrated_T
+    from lens_odesteer.evaluation.tasks import make_task
     from lens_odesteer.models.loading import load_model, model_provenance
     from lens_odesteer.models.tiny import tiny_bridge
     from lens_odesteer.report import comparison_report
@@ -90,6 +94,12 @@ if TYPE_CHECKING:
 # Names whose modules import transformers / TransformerLens are loaded on first use, so that
 # `import lens_odesteer` stays fast for pure-tensor work.
 _LAZY = {
+    "bootstrap_ci": "lens_odesteer.evaluation.stats",
+    "calibrate_kl": "lens_odesteer.evaluation.strength",
+    "calibrated_T": "lens_odesteer.evaluation.strength",
+    "evaluate": "lens_odesteer.evaluation.runner",
+    "make_task": "lens_odesteer.evaluation.tasks",
+    "paired_bootstrap": "lens_odesteer.evaluation.stats",
     "BarrierSearchResult": "lens_odesteer.analysis",
     "FieldVariation": "lens_odesteer.analysis",
     "comparison_report": "lens_odesteer.report",
@@ -157,8 +167,12 @@ __all__ = [
     "answer_spans",
     "attach",
     "attn_out",
+    "bootstrap_ci",
+    "calibrate_kl",
+    "calibrated_T",
     "collect_activations",
     "comparison_report",
+    "evaluate",
     "field_variation",
     "field_variation_by_layer",
     "fit_projection",
@@ -169,10 +183,12 @@ __all__ = [
     "load_model",
     "load_steerer",
     "make_hooks",
+    "make_task",
     "mlp_out",
     "model_d_model",
     "model_n_layers",
     "model_provenance",
+    "paired_bootstrap",
     "read_header",
     "resid_post",
     "resid_pre",
