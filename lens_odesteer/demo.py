@@ -16,6 +16,7 @@ unrelated strength scales.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -52,7 +53,7 @@ class DemoConfig:
     report: bool = True
 
 
-def run_demo(config: DemoConfig, stream: TextIO = sys.stdout) -> dict[str, Any]:
+def run_demo(config: DemoConfig, stream: TextIO | io.TextIOBase = sys.stdout) -> dict[str, Any]:
     """Run the demo, print the side-by-side report to ``stream`` and return a summary dict."""
     t_start = time.perf_counter()
 
@@ -162,7 +163,7 @@ def _vader_scores(texts: dict[str, list[str]]) -> dict[str, list[float]] | None:
 
 
 def _print_report(
-    stream: TextIO,
+    stream: TextIO | io.TextIOBase,
     hook: str,
     norm: float,
     T: float,
