@@ -24,12 +24,12 @@ _FIT_CHUNK = 4096
 #: When the exact quadratic form of a degree-2 sketch barrier replaces the FFTs (n = 8000), by
 #: d_model: always up to 1536; up to 2048 for batches of at least ``_QUADRATIC_MIN_ROWS_WIDE``
 #: rows; never above 2048 (there the FFTs are cheaper and the matrix takes 67 MB at 4096).
-#: Measured on one CPU core, Euler x10: the quadratic form is 3-7x faster at d_model 576-1024,
-#: 1.1-2x at 1536; at 2048 it is 1.4x slower for batches of 1-8, even at 64 and 1.4x faster at
-#: 512.
+#: Measured on 2 CPU threads, Euler x10 (quiet machine): the quadratic form is 1.3-2x faster at
+#: d_model 1536 for batches 8-128 (and 3-7x at 576-1024); at 2048 it is 1.1x slower for batches
+#: up to 8 and 1.1-1.4x faster from 16 to 128 rows.
 _QUADRATIC_ALWAYS_MAX_D = 1536
 _QUADRATIC_MAX_D = 2048
-_QUADRATIC_MIN_ROWS_WIDE = 128
+_QUADRATIC_MIN_ROWS_WIDE = 16
 _LB = TypeVar("_LB", bound="_LogisticBarrier")
 
 
