@@ -199,30 +199,38 @@ class PolynomialSketch(AbstractFeatureMap):
         self, acts: Tensor, coef_spectrum: Tensor, plan: _SketchPlan
     ) -> tuple[Tensor, Tensor]:
         n, p = self.n_components, self.degree
-        batch = acts.shape[0]
-        a_hat, norm = self._direction(acts)
-        z = self._extended(a_hat)
+        batch, d = acts.shape
+        # z = [a_hat ; 1] written into one buffer (a_hat is a view of it).
+        z = acts.new_empty(batch, d + 1)
+        a_hat = z[:, :d]
+        if self.normalize:
+            norm = torch.linalg.vector_norm(acts, dim=-1, keepdim=True).clamp_min(self.min_norm)
+            torch.div(acts, norm, out=a_hat)
+        else:
+            a_hat.copy_(acts)
+        z[:, d] = 1.0
         spectra = torch.fft.rfft(self._count_sketches(z, plan), dim=-1)  # [batch, p, m]
         # d(w . phi)/d u_k = irfft(W * conj(prod_{j != k} U_j)) with W = rfft(w). Computed as
         # irfft(conj(W) * prod_{j != k} U_j), which is the same signal reversed in time
         # (j -> -j mod n); the reversal is folded into the gather index, so no conj/flip copies.
         # For p = 2, prod_{j != k} U_j = U_{1-k}: block j of the transform serves k = 1 - j.
         if p == 2:
-            others = spectra
+            others = spectra  # not needed afterwards: multiplied in place
         else:
             others = torch.stack([_prod_except(spectra, k) for k in range(p)], dim=1)
-        g_rev = torch.fft.irfft(others * plan.conj_spectrum(coef_spectrum), n=n, dim=-1)
+        others.mul_(plan.conj_spectrum(coef_spectrum))
+        g_rev = torch.fft.irfft(others, n=n, dim=-1)
         # Adjoint of the CountSketches (a signed gather), summed over k: the gradient in z.
-        g_z = g_rev.reshape(batch, p * n).index_select(1, plan.adjoint_index)
-        g_z = (g_z.view(batch, p, -1) * plan.weights).sum(1)
-        value = (g_z * z).sum(-1) / p
+        g_k = g_rev.reshape(batch, p * n).index_select(1, plan.adjoint_index).view(batch, p, -1)
+        g_z = g_k[:, 0] * plan.weights[0]
+        for k in range(1, p):
+            g_z.addcmul_(g_k[:, k], plan.weights[k])
+        value = (g_z * z).sum(-1).div_(p)
         g_hat = g_z[:, :-1]
         if self.normalize:
             radial = (g_hat * a_hat).sum(-1, keepdim=True)
-            grad = (g_hat - radial * a_hat) / norm
-        else:
-            grad = g_hat.contiguous()
-        return value, grad
+            return value, torch.addcmul(g_hat, radial, a_hat, value=-1.0).div_(norm)
+        return value, g_hat.contiguous()
 
 
 class _SketchPlan:
