@@ -205,7 +205,10 @@ class PolynomialSketch(AbstractFeatureMap):
         a_hat = z[:, :d]
         if self.normalize:
             norm = torch.linalg.vector_norm(acts, dim=-1, keepdim=True).clamp_min(self.min_norm)
-            torch.div(acts, norm, out=a_hat)
+            if acts.requires_grad and torch.is_grad_enabled():  # out= does not support autograd
+                a_hat.copy_(acts / norm)
+            else:
+                torch.div(acts, norm, out=a_hat)
         else:
             a_hat.copy_(acts)
         z[:, d] = 1.0
