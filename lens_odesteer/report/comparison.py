@@ -14,8 +14,6 @@ from __future__ import annotations
 import html
 import inspect
 import json
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -37,6 +35,7 @@ from lens_odesteer.analysis.projection import fit_projection
 from lens_odesteer.analysis.step_logits import StepLogits, step_logits
 from lens_odesteer.analysis.trajectories import trajectory_frame
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
+from lens_odesteer.evaluation.store import atomic_write_text
 from lens_odesteer.models.names import HookedModel, validate_hook_name
 from lens_odesteer.steerers import CAA, AbstractSteerer, LinAcT, MiMiC, ODESteer, StepODESteer
 from lens_odesteer.viz.export import save_figures, static_export_status
@@ -138,17 +137,6 @@ def _end_gap(paths: pd.DataFrame, ode_label: str, step_label: str) -> float | No
     disp = last.loc[step_label]["displacement"]
     gap = ((ode_end - step_end) ** 2).sum(axis=1) ** 0.5
     return float((gap / disp.clip(lower=1e-12)).mean())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _table_html(frame: pd.DataFrame) -> str:
@@ -312,7 +300,7 @@ def comparison_report(
     files: dict[str, list[Path]] = {}
     for name, frame in frames.items():
         path = out / f"{name}.csv"
-        _write_atomic(path, frame.to_csv(index=False))
+        atomic_write_text(path, frame.to_csv(index=False))
         files[name] = [path]
     skipped = static_export_status() if static_formats else None
     width, height = figure_size if figure_size is not None else (None, None)
@@ -369,7 +357,7 @@ def comparison_report(
         _CAPTIONS,
     )
     html_path = out / "report.html"
-    _write_atomic(html_path, page)
+    atomic_write_text(html_path, page)
     result_summary = {
         "reference": ref,
         "T": strengths,
@@ -378,7 +366,7 @@ def comparison_report(
         "methods": summary.to_dict(orient="records"),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write_atomic(out / "summary.json", json.dumps(result_summary, indent=2, default=float))
+    atomic_write_text(out / "summary.json", json.dumps(result_summary, indent=2, default=float))
     return ComparisonReport(
         html_path=html_path,
         figures=figures,
