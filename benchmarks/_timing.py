@@ -12,20 +12,17 @@ from collections.abc import Callable
 import torch
 
 
-def compare(
+def time_rounds(
     candidates: dict[str, Callable[[], object]],
     *,
     repeats: int = 15,
     warmup: int = 3,
-    baseline: str | None = None,
-    show: bool = True,
-) -> dict[str, float]:
-    """Median seconds per call for each candidate, interleaved after ``warmup`` rounds.
+) -> dict[str, list[float]]:
+    """Seconds of every call, per candidate, one call per round, interleaved after ``warmup``.
 
     Every round runs each candidate once, in a freshly shuffled order (seeded), so machine noise
     and position effects (the first call of a round was seen to run slow) are spread over all
-    candidates instead of penalising one. With ``show`` each median is printed with its ratio to
-    ``baseline`` (default: the first candidate).
+    candidates instead of penalising one. Entry ``i`` of every list comes from round ``i``.
     """
     for _ in range(warmup):
         for fn in candidates.values():
@@ -39,6 +36,32 @@ def compare(
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def round_ratios(samples: dict[str, list[float]], baseline: str) -> dict[str, list[float]]:
+    """Per-round ratio of each candidate to ``baseline`` (same round: drift cancels), sorted."""
+    base = samples[baseline]
+    return {
+        name: sorted(t / b for t, b in zip(times, base, strict=True))
+        for name, times in samples.items()
+    }
+
+
+def compare(
+    candidates: dict[str, Callable[[], object]],
+    *,
+    repeats: int = 15,
+    warmup: int = 3,
+    baseline: str | None = None,
+    show: bool = True,
+) -> dict[str, float]:
+    """Median seconds per call for each candidate (:func:`time_rounds`).
+
+    With ``show`` each median is printed with its ratio to ``baseline`` (default: the first
+    candidate).
+    """
+    samples = time_rounds(candidates, repeats=repeats, warmup=warmup)
     medians = {name: statistics.median(v) for name, v in samples.items()}
     if show:
         base = medians[baseline or next(iter(candidates))]

@@ -13,7 +13,7 @@ import torch
 import lens_odesteer as lo
 from benchmarks import __main__ as bench_main
 from benchmarks import _fit_data, bench_fit, bench_steer
-from benchmarks._timing import compare, markdown_table, rate
+from benchmarks._timing import compare, markdown_table, rate, round_ratios, time_rounds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +59,10 @@ def test_timing_helpers() -> None:
     med = compare({"a": lambda: None, "b": lambda: sum(range(100))}, repeats=3, warmup=1)
     assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
     assert rate(2000, 1.0) == "2.0k" and rate(5, 2.0) == "2.5"
+    samples = time_rounds({"a": lambda: None, "b": lambda: None}, repeats=4, warmup=0)
+    assert [len(v) for v in samples.values()] == [4, 4]
+    ratios = round_ratios({"base": [1.0, 2.0, 4.0], "x": [1.5, 2.0, 2.0]}, "base")
+    assert ratios == {"base": [1.0, 1.0, 1.0], "x": [0.5, 1.0, 1.5]}  # per round, sorted
     table = markdown_table(["x", "y"], [["1", "2"]])
     assert table.splitlines() == ["| x | y |", "| :--- | ---: |", "| 1 | 2 |"]
 
