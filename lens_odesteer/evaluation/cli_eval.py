@@ -68,6 +68,23 @@ def task_report(folder: str | Path) -> str:
     parts = units.drop_duplicates(["split", "method", "phase", "T_index"])
     wall = pd.to_numeric(parts["wall_s"], errors="coerce").groupby(parts["method"]).sum().to_dict()
     extra = {"scoring s": {str(m): f"{v:.0f}" for m, v in wall.items()}}
+    diag_path = folder / "diagnostic.csv"
+    diag = pd.read_csv(diag_path) if diag_path.exists() else pd.DataFrame()
+    searched: list[str] = []
+    if "gap_median" in diag:
+        means = diag.groupby("method", sort=False)[["gap_median", "bend_median"]].mean()
+        for col, title in (("gap_median", "ODE gap %"), ("bend_median", "bend %")):
+            extra[title] = {
+                str(m): "" if pd.isna(v) else f"{100 * v:.2f}" for m, v in means[col].items()
+            }
+    if "search_barrier" in diag:
+        for _, row in diag.dropna(subset=["search_barrier"]).iterrows():
+            searched.append(
+                f"- {row['method']} ({row['split']}): {row['search_barrier']}, held-out AUC "
+                f"{row['search_test_auc']:.3f} vs best linear probe "
+                f"{row['search_linear_test_auc']:.3f}; median bend on its held-out rows "
+                f"{100 * row['search_heldout_bend_median']:.2f}%"
+            )
     lines = [f"### {results['config']['task']}", ""]
     groups = list(dict.fromkeys(summary["group"]))
     for group in groups:
@@ -82,6 +99,15 @@ def task_report(folder: str | Path) -> str:
             )
         )
         lines.append("")
+    if "gap_median" in diag:
+        lines += [
+            "ODE gap %: median |multi-step end - one-step end| / displacement at the chosen T on "
+            "the validation prompts' last tokens (0 for one-step fields); bend %: the part of it "
+            "due to the barrier's curvature.",
+            "",
+        ]
+    if searched:
+        lines += ["Searched barriers:", "", *searched, ""]
     if not paired.empty:
         primary = metrics[0]
         lines += [

@@ -42,9 +42,10 @@ from tqdm.auto import tqdm
 
 from lens_odesteer._version import __version__
 from lens_odesteer.activations import collect_activations
+from lens_odesteer.analysis.nonlinearity import field_variation
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.likelihood import Steering
-from lens_odesteer.evaluation.methods import MAX_T, ONE_STEP, make_steerer, parse_methods
+from lens_odesteer.evaluation.methods import MAX_T, ONE_STEP, fit_method, parse_methods
 from lens_odesteer.evaluation.store import PartStore, write_csv, write_json
 from lens_odesteer.evaluation.strength import (
     calibrate_kl,
@@ -56,6 +57,7 @@ from lens_odesteer.evaluation.tasks import make_task
 from lens_odesteer.evaluation.tasks.base import Split, Task
 from lens_odesteer.io import load_steerer
 from lens_odesteer.models.names import HookedModel, model_n_layers, resid_post
+from lens_odesteer.steerers import LinAcT, MiMiC
 from lens_odesteer.steerers.base import AbstractSteerer
 
 __all__ = ["EvalConfig", "evaluate"]
@@ -103,16 +105,37 @@ def _acts(
 
 
 def _fit(
-    method: str, pos: Tensor, neg: Tensor, path: Path | None, provenance: dict[str, Any]
-) -> AbstractSteerer:
+    method: str,
+    pos: Tensor,
+    neg: Tensor,
+    path: Path | None,
+    provenance: dict[str, Any],
+    seed: int,
+) -> tuple[AbstractSteerer, dict[str, Any]]:
+    """The fitted steerer (loaded if saved before) and what its fit found (searched barriers)."""
     if path is not None and path.exists():
-        return load_steerer(path)
-    steerer = make_steerer(method)
-    assert steerer is not None
-    steerer.fit(pos, neg)
+        steerer = load_steerer(path)
+        return steerer, dict((steerer.provenance_ or {}).get("fit_facts", {}))  # type: ignore[attr-defined]
+    steerer, facts = fit_method(method, pos, neg, seed=seed)
     if path is not None:
-        steerer.save(path, provenance=provenance)
-    return steerer
+        steerer.save(path, provenance={**provenance, "fit_facts": facts})
+    return steerer, dict(facts)
+
+
+def _diagnostic(steerer: AbstractSteerer, ref: Tensor, T: float) -> dict[str, float]:
+    """How far multi-step is from one step for ``steerer`` at ``T`` on the reference rows.
+
+    Empty for steerers without a path to integrate (LinAcT, MiMiC) and for ``T = 0``.
+    """
+    if T <= 0 or isinstance(steerer, LinAcT | MiMiC):
+        return {}
+    diag = field_variation(steerer, ref, T=T)
+    return {
+        "gap_median": diag.median("gap"),
+        "bend_median": diag.median("bend"),
+        "mean_pairwise_cosine": diag.mean_pairwise_cosine,
+        "turn_deg_median": diag.median("turn_deg"),
+    }
 
 
 def _score_key(frame: pd.DataFrame, task: Task) -> float:
@@ -279,8 +302,10 @@ def evaluate(
     )
     summary.insert(0, "task", task_obj.name)
     paired = _paired(units, task_obj, names, n_boot, seed)
+    diagnostic = diagnostic_frame(chosen)
     if out is not None:
         write_csv(out / "units.csv", units)
+        write_csv(out / "diagnostic.csv", diagnostic)
         write_csv(out / "summary.csv", summary)
         write_csv(out / "paired.csv", paired)
         write_json(
@@ -302,9 +327,35 @@ def evaluate(
             },
         )
     summary.attrs["paired"] = paired
+    summary.attrs["diagnostic"] = diagnostic
     summary.attrs["units"] = units
     summary.attrs["wall_s"] = time.perf_counter() - t0
     return summary
+
+
+def diagnostic_frame(chosen: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per (split, method): chosen ``T``, the multi-step diagnostic and search facts.
+
+    ``gap_median``/``bend_median`` are the median over the reference rows (last tokens of the
+    validation prompts) of ``|ODE end - one-step end| / displacement`` and of the part due to the
+    barrier's curvature, at the chosen ``T`` (see
+    :func:`~lens_odesteer.analysis.nonlinearity.field_variation`); NaN for the unsteered model,
+    LinAcT and MiMiC. Searched methods add the chosen barrier and its held-out scores.
+
+    Example:
+        >>> chosen = {"fold0/ODESteer": {"T": 2.0, "diagnostic": {"gap_median": 0.01},
+        ...                              "fit_facts": {}}}
+        >>> diagnostic_frame(chosen)[["split", "method", "T", "gap_median"]].to_dict("records")
+        [{'split': 'fold0', 'method': 'ODESteer', 'T': 2.0, 'gap_median': 0.01}]
+    """
+    rows = []
+    for key, info in chosen.items():
+        split, _, method = key.partition("/")
+        row: dict[str, Any] = {"split": split, "method": method, "T": info.get("T")}
+        row.update(info.get("diagnostic") or {})
+        row.update({f"search_{k}": v for k, v in (info.get("fit_facts") or {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _extra_metrics(units: pd.DataFrame, task: Task) -> tuple[str, ...]:
@@ -361,22 +412,25 @@ def _run_method(
     }
     steer_dir = None if out is None else out / "steerers"
     steerer = reverse = None
+    fit_facts: dict[str, Any] = {}
     t_fit = time.perf_counter()
     if method != "none":
-        steerer = _fit(
+        steerer, fit_facts = _fit(
             method,
             pos,
             neg,
             steer_dir and steer_dir / f"{split.name}-{method}.safetensors",
             provenance,
+            cfg.seed,
         )
         if task.bidirectional:
-            reverse = _fit(
+            reverse, _ = _fit(
                 method,
                 neg,
                 pos,
                 steer_dir and steer_dir / f"{split.name}-{method}-reverse.safetensors",
                 provenance,
+                cfg.seed,
             )
     fit_s = time.perf_counter() - t_fit
     if steerer is None:
@@ -428,6 +482,7 @@ def _run_method(
         cal = (getattr(steerer, "provenance_", None) or {}).get("calibration")
         if cal is not None:
             provenance["calibration"] = cal
+        provenance["fit_facts"] = fit_facts
         steerer.save(steer_dir / f"{split.name}-{method}-chosen.safetensors", provenance=provenance)
     info: dict[str, Any] = {
         "T": T,
@@ -437,6 +492,8 @@ def _run_method(
         "fit_s": fit_s,
         "ppl_limit": ppl_limit,
         "val_scores": [(_score_key(f, task)) for f in val_frames],
+        "fit_facts": fit_facts,
+        "diagnostic": {} if steerer is None else _diagnostic(steerer, ref, T),
     }
     if reference is not None:
         info["val_frame"] = reference

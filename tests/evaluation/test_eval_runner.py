@@ -173,3 +173,33 @@ def test_margin_steerer_strength_is_capped_at_the_residual_norm() -> None:
     split = TinyTask().splits()[0]
     (t_cap,) = _candidates(TinyTask(), None, "ODESteer-margin", steerer, split, "h", ref, norm, cfg)
     assert t_cap == pytest.approx(norm)
+
+
+def test_searched_barrier_and_diagnostic_columns(model: Any, tmp_path: Path) -> None:
+    methods = ["CAA", "ODESteer", "ODESteer-searched"]
+    summary = evaluate(
+        TinyTask(), model, methods=methods, layer=1, out_dir=tmp_path, n_boot=50, progress=False
+    )
+    diag = summary.attrs["diagnostic"].set_index("method")
+    assert list(diag.index) == ["none", *methods]
+    # a constant field: integrating it changes nothing
+    assert diag.loc["CAA", "gap_median"] == pytest.approx(0.0, abs=1e-4)  # float32 sums
+    # the normalised sketch rotates on the norm sphere, so multi-step ends elsewhere
+    assert diag.loc["ODESteer", "gap_median"] > 0
+    assert np.isnan(diag.loc["none", "gap_median"])
+    label = diag.loc["ODESteer-searched", "search_barrier"]
+    assert isinstance(label, str) and "(" in label
+    assert 0.0 <= diag.loc["ODESteer-searched", "search_test_auc"] <= 1.0
+    assert pd.isna(diag.loc["ODESteer", "search_barrier"])
+    on_disk = pd.read_csv(tmp_path / "diagnostic.csv").set_index("method")
+    assert on_disk.loc["ODESteer-searched", "search_barrier"] == label
+    # resume: the search is not run again, its facts come back from the saved steerer
+    again = evaluate(
+        TinyTask(), model, methods=methods, layer=1, out_dir=tmp_path, n_boot=50, progress=False
+    )
+    assert json.loads((tmp_path / "results.json").read_text())["parts_computed"] == 0
+    pd.testing.assert_frame_equal(again.attrs["diagnostic"], summary.attrs["diagnostic"])
+    from lens_odesteer.evaluation.cli_eval import task_report
+
+    report = task_report(tmp_path)
+    assert "ODE gap %" in report and f"ODESteer-searched (only): {label}" in report

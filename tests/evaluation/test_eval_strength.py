@@ -9,7 +9,13 @@ import torch
 
 import lens_odesteer as lo
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.evaluation.methods import ALL_METHODS, MAX_T, make_steerer, parse_methods
+from lens_odesteer.evaluation.methods import (
+    ALL_METHODS,
+    MAX_T,
+    SEARCHED,
+    make_steerer,
+    parse_methods,
+)
 from lens_odesteer.evaluation.strength import (
     calibrate_kl,
     calibrated_T,
@@ -31,7 +37,7 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
     return pos, neg
 
 
-@pytest.mark.parametrize("method", [m for m in ALL_METHODS if m != "none"])
+@pytest.mark.parametrize("method", [m for m in ALL_METHODS if m != "none" and m not in SEARCHED])
 def test_every_method_reaches_a_displacement(
     method: str, data: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
@@ -92,7 +98,12 @@ def test_calibration_errors(data: tuple[torch.Tensor, torch.Tensor]) -> None:
 
 
 def test_method_names() -> None:
-    assert parse_methods(None)[0] == "none" and len(parse_methods(None)) == 11
+    assert parse_methods(None)[0] == "none" and len(parse_methods(None)) == 13
     assert parse_methods(["CAA", "none", "CAA"]) == ["none", "CAA"]
     with pytest.raises(InvalidParameterError, match="Unknown method"):
         parse_methods("CAA,ODESteerr")
+
+
+def test_searched_methods_are_fitted_by_search_not_built_empty() -> None:
+    with pytest.raises(InvalidParameterError, match="fit_method"):
+        make_steerer("ODESteer-searched")
