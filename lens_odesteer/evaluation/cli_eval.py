@@ -50,6 +50,16 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return out
 
 
+_FLOW_METHODS = ("ODESteer", "ODESteer-searched", "ODESteer-bent", "RFFODESteer")
+
+
+def _pct(row: pd.Series, name: str) -> str:
+    return (
+        f"{100 * row[f'{name}_median']:.2f}% [{100 * row[f'{name}_ci_low']:.2f}, "
+        f"{100 * row[f'{name}_ci_high']:.2f}]"
+    )
+
+
 def task_report(folder: str | Path) -> str:
     """Markdown tables of one task folder: results per method and the paired headline."""
     folder = Path(folder)
@@ -106,6 +116,16 @@ def task_report(folder: str | Path) -> str:
             "due to the barrier's curvature.",
             "",
         ]
+    if "gap_ci_low" in diag:
+        flows = diag[diag["method"].isin(_FLOW_METHODS)].dropna(subset=["gap_median"])
+        if not flows.empty:
+            lines += ["Gap and bend per split (median over rows, 95% bootstrap interval):", ""]
+            for _, row in flows.iterrows():
+                lines.append(
+                    f"- {row['method']} ({row['split']}, {int(row['n_rows'])} rows): gap "
+                    f"{_pct(row, 'gap')}, bend {_pct(row, 'bend')}"
+                )
+            lines.append("")
     if searched:
         lines += ["Searched barriers:", "", *searched, ""]
     if not paired.empty:

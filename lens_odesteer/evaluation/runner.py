@@ -130,11 +130,18 @@ def _diagnostic(steerer: AbstractSteerer, ref: Tensor, T: float) -> dict[str, fl
     if T <= 0 or isinstance(steerer, LinAcT | MiMiC):
         return {}
     diag = field_variation(steerer, ref, T=T)
+    gap, gap_low, gap_high = diag.median_ci("gap")
+    bend, bend_low, bend_high = diag.median_ci("bend")
     return {
-        "gap_median": diag.median("gap"),
-        "bend_median": diag.median("bend"),
+        "gap_median": gap,
+        "gap_ci_low": gap_low,
+        "gap_ci_high": gap_high,
+        "bend_median": bend,
+        "bend_ci_low": bend_low,
+        "bend_ci_high": bend_high,
         "mean_pairwise_cosine": diag.mean_pairwise_cosine,
         "turn_deg_median": diag.median("turn_deg"),
+        "n_rows": len(diag.rows),
     }
 
 

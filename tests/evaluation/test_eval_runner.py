@@ -186,6 +186,9 @@ def test_searched_barrier_and_diagnostic_columns(model: Any, tmp_path: Path) -> 
     assert diag.loc["CAA", "gap_median"] == pytest.approx(0.0, abs=1e-4)  # float32 sums
     # the normalised sketch rotates on the norm sphere, so multi-step ends elsewhere
     assert diag.loc["ODESteer", "gap_median"] > 0
+    low, high = diag.loc["ODESteer", "gap_ci_low"], diag.loc["ODESteer", "gap_ci_high"]
+    assert low <= diag.loc["ODESteer", "gap_median"] <= high
+    assert diag.loc["ODESteer", "n_rows"] == 4  # the validation prompts' last tokens
     assert np.isnan(diag.loc["none", "gap_median"])
     label = diag.loc["ODESteer-searched", "search_barrier"]
     assert isinstance(label, str) and "(" in label
@@ -203,3 +206,4 @@ def test_searched_barrier_and_diagnostic_columns(model: Any, tmp_path: Path) -> 
 
     report = task_report(tmp_path)
     assert "ODE gap %" in report and f"ODESteer-searched (only): {label}" in report
+    assert "- ODESteer (only, 4 rows): gap " in report
