@@ -27,7 +27,7 @@ import torch
 import lens_odesteer as lo
 from lens_odesteer.analysis.barrier_search import default_barrier_grid, search_barrier
 from lens_odesteer.analysis.layer_sweep import split_by_group
-from lens_odesteer.analysis.nonlinearity import field_variation
+from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
 from lens_odesteer.datasets.loaders import load_truthfulqa_csv
 from lens_odesteer.viz.nonlinearity import plot_barrier_search, plot_field_variation_by_layer
 
@@ -60,6 +60,18 @@ def activations(
     return pos, neg
 
 
+def diag_frame(fv: FieldVariation, **labels: str) -> pd.DataFrame:
+    """``fv.to_frame()`` plus bootstrap intervals (over held-out rows) of the median gap/bend."""
+    frame = fv.to_frame()
+    extra = []
+    for column in ("gap", "bend"):
+        _, low, high = fv.median_ci(column)
+        extra += [(f"{column}_ci_low", low), (f"{column}_ci_high", high)]
+    rows = frame.iloc[: len(extra)].copy()
+    rows["metric"], rows["value"] = [m for m, _ in extra], [v for _, v in extra]
+    return pd.concat([frame, rows], ignore_index=True).assign(**labels)
+
+
 def run_layer(
     data: lo.ContrastDataset,
     layer: int,
@@ -78,7 +90,7 @@ def run_layer(
     fv = field_variation(default, test_acts, labels=test_labels)
     print(f"\n[layer {layer}] default ODESteer ({time.perf_counter() - start:.1f} s)")
     print("  " + fv.summary())
-    frames.append(fv.to_frame().assign(setting="ODESteer (default)", label="default"))
+    frames.append(diag_frame(fv, setting="ODESteer (default)", label="default"))
 
     start = time.perf_counter()
     train_data, _ = data.split(args.test_size, args.seed)
@@ -100,7 +112,7 @@ def run_layer(
     print(f"[layer {layer}] barrier search ({time.perf_counter() - start:.1f} s)")
     print(f"  best by validation log-likelihood: {result.best.label}")
     print("  held-out: " + searched.summary())
-    frames.append(searched.to_frame().assign(setting="searched barrier", label=result.best.label))
+    frames.append(diag_frame(searched, setting="searched barrier", label=result.best.label))
 
     # The most likely candidate whose flow bends by >= MIN_BEND on the validation rows (what
     # search_barrier(min_bend=...) returns), refitted on the training split, on held-out rows.
@@ -122,7 +134,7 @@ def run_layer(
         )
         print("  held-out: " + bent.summary())
         setting = f"searched, bend >= {100 * MIN_BEND:g}%"
-        frames.append(bent.to_frame().assign(setting=setting, label=cand.label))
+        frames.append(diag_frame(bent, setting=setting, label=cand.label))
     for frame in frames:
         frame.insert(0, "hook_name", hook)
         frame.insert(0, "layer", layer)
@@ -141,9 +153,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
         if "bend >=" in setting:
             name += " (best that bends)"
         cos, gap, bend, turn, auc = (row[m] for m in TABLE_METRICS)
+        gap_ci = f"[{100 * row['gap_ci_low']:.2f}, {100 * row['gap_ci_high']:.2f}]"
+        bend_ci = f"[{100 * row['bend_ci_low']:.2f}, {100 * row['bend_ci_high']:.2f}]"
         lines.append(
-            f"| {layer} | {name} | {cos:.4f} | {100 * gap:.2f}% | {100 * bend:.2f}% | "
-            f"{turn:.2f} | {auc:.3f} |"
+            f"| {layer} | {name} | {cos:.4f} | {100 * gap:.2f}% {gap_ci} | "
+            f"{100 * bend:.2f}% {bend_ci} | {turn:.2f} | {auc:.3f} |"
         )
     return "\n".join(lines)
 
