@@ -11,8 +11,6 @@ place, so a crash never leaves a half-written steerer.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from lens_odesteer._atomic import atomic_path
 from lens_odesteer._component import Component
 from lens_odesteer._version import __version__
 from lens_odesteer.errors import FileFormatError
@@ -79,19 +78,12 @@ def save_steerer(
         "component": desc,
         "provenance": provenance or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(
             {k: v.contiguous() for k, v in tensors.items()},
-            tmp,
+            str(tmp),
             metadata={"lens_odesteer": json.dumps(header)},
         )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

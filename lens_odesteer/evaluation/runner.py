@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lens_odesteer._atomic import atomic_path
 from lens_odesteer._version import __version__
 from lens_odesteer.activations import collect_activations
 from lens_odesteer.analysis.nonlinearity import field_variation
@@ -97,10 +98,8 @@ def _acts(
     acts = collect_activations(model, texts, hook, batch_size=batch_size, progress=False)
     assert isinstance(acts, Tensor)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        torch.save(acts, tmp)
-        os.replace(tmp, cache)
+        with atomic_path(cache) as tmp:
+            torch.save(acts, tmp)
     return acts
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from lens_odesteer._atomic import atomic_path
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.viz.theme import apply_theme, method_colour
 
@@ -220,9 +221,8 @@ def write_eval_figures(folder: str | os.PathLike[str]) -> list[Path]:
 
     def save(fig: go.Figure, name: str) -> None:
         path = root / name
-        tmp = root / f".{name}.tmp"
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True)
         written.append(path)
 
     if (root / "layer_barriers.csv").exists():

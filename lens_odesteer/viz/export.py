@@ -22,14 +22,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from lens_odesteer._atomic import atomic_path
 from lens_odesteer.errors import ExportError, InvalidParameterError
 
 STATIC_FORMATS = ("png", "svg", "pdf")
@@ -65,23 +66,13 @@ def _format(path: Path) -> str:
     return fmt
 
 
-def _temp_name(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def _write_text(fig: go.Figure, path: Path, fmt: str) -> None:
-    tmp = _temp_name(path)
-    try:
+    with atomic_path(path, keep_suffix=True) as tmp:
         if fmt == "html":
             # Self-contained: plotly.js is inlined, so the file opens offline.
             fig.write_html(tmp, include_plotlyjs=True, full_html=True)
         else:
             fig.write_json(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_static(
@@ -94,8 +85,10 @@ def _write_static(
     reason = static_export_status()
     if reason is not None:
         raise ExportError(f"Cannot write {[p.name for p in paths]}: {reason}")
-    temps = [_temp_name(p) for p in paths]
-    try:
+    # All files or none: every temporary file is renamed into place only if the export of all
+    # of them succeeded.
+    with ExitStack() as stack:
+        temps = [stack.enter_context(atomic_path(p, keep_suffix=True)) for p in paths]
         try:
             # One browser session for all figures (starting one costs seconds).
             # Kaleido ignores the layout size and falls back to 700 x 500; use each figure's
@@ -110,11 +103,6 @@ def _write_static(
                 f"Static export of {[p.name for p in paths]} failed: {type(exc).__name__}: "
                 f"{exc}. {INSTALL_HINT}"
             ) from exc
-        for tmp, path in zip(temps, paths, strict=True):
-            os.replace(tmp, path)
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
 
 
 def _check_size(width: int | None, height: int | None, scale: float | int) -> None:

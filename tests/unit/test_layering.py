@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "_validation": 0,
     "_component": 0,
+    "_atomic": 0,
     "features": 1,
     "flows": 1,
     "barriers": 2,
