@@ -126,7 +126,7 @@ class MLPValueBarrier(AbstractBarrier):
         self, acts: Float[Tensor, "batch d_model"]
     ) -> tuple[Float[Tensor, " batch"], Float[Tensor, "batch d_model"]]:
         x = (acts - self.mean_) / self.scale_
-        hid = torch.tanh(x @ self.w1_.T + self.b1_)
+        hid = torch.tanh(x @ self.w1_.mT + self.b1_)
         value = hid @ self.w2_ + (self.b2_ + self.log_prior_ratio_)
         grad = ((1 - hid * hid) * self.w2_) @ self.w1_ / self.scale_
         return value, grad

@@ -99,7 +99,7 @@ class RandomFourierFeatures(AbstractFeatureMap):
 
     def transform(self, acts: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch n_feat"]:
         self._check_is_fitted()
-        z = self._prepare(acts) @ self.weights_.T + self.offsets_
+        z = self._prepare(acts) @ self.weights_.mT + self.offsets_
         return torch.cos(z) * math.sqrt(2.0 / self.n_components)
 
     def dot_and_grad(
@@ -108,7 +108,7 @@ class RandomFourierFeatures(AbstractFeatureMap):
         self._check_is_fitted()
         scale = math.sqrt(2.0 / self.n_components)
         x = self._prepare(acts)
-        z = x @ self.weights_.T + self.offsets_
+        z = x @ self.weights_.mT + self.offsets_
         value = torch.cos(z) @ coef * scale
         g_x = -(torch.sin(z) * coef) @ self.weights_ * scale
         if self.normalize:

@@ -131,10 +131,10 @@ class MiMiC(_OneStepSteerer):
         return (logit < 0).to(acts.dtype).unsqueeze(-1)
 
     def _velocity(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
-        return (acts @ self.weight_.T + self.bias_ - acts) * self._gate(acts)
+        return (acts @ self.weight_.mT + self.bias_ - acts) * self._gate(acts)
 
     def _barrier(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, " batch"]:
-        quad = ((acts @ self.weight_.T) * acts).sum(-1) - (acts * acts).sum(-1)
+        quad = ((acts @ self.weight_.mT) * acts).sum(-1) - (acts * acts).sum(-1)
         return 0.5 * quad + acts @ self.bias_
 
 
