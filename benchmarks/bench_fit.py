@@ -55,6 +55,7 @@ class _PeakRSS:
         self.interval = interval
         self.page = os.sysconf("SC_PAGE_SIZE")
         self.start = self.peak = self._rss()
+        self.samples = 0  # readings taken by the thread so far
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -65,6 +66,7 @@ class _PeakRSS:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self._rss())
+            self.samples += 1
             time.sleep(self.interval)
 
     def __enter__(self) -> _PeakRSS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def test_peak_rss_sees_a_large_allocation() -> None:
     with bench_fit._PeakRSS(interval=0.001) as mem:
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
         float(block.sum())
+        # keep it alive until the sampler has read the RSS twice (a busy machine can starve
+        # the sampling thread for longer than the allocation lives)
+        seen, deadline = mem.samples, time.monotonic() + 10
+        while mem.samples < seen + 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
         del block
     assert mem.peak_mb > 40
 
