@@ -13,6 +13,8 @@ import torch
 from safetensors.torch import save_file
 
 import lens_odesteer as lo
+from lens_odesteer.evaluation.methods import make_steerer, parse_methods
+from lens_odesteer.evaluation.tasks import make_task
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ERRORS.md"
 GEN = torch.Generator().manual_seed(0)
@@ -255,6 +257,24 @@ CASES = [
         lambda _: lo.CAA().fit(POS * 1e4, NEG * 1e4).steer(torch.full((2, 4), 6e4).half(), 5.0),
         lo.InvalidActivationsError,
         "exceed the range of torch.float16",
+    ),
+    Case(
+        "eval-method",
+        lambda _: parse_methods("CAA,ODESteerr"),
+        lo.InvalidParameterError,
+        "Unknown method 'ODESteerr'. Expected one of",
+    ),
+    Case(
+        "eval-searched-unfitted",
+        lambda _: make_steerer("ODESteer-searched"),
+        lo.InvalidParameterError,
+        "fit_method",
+    ),
+    Case(
+        "eval-seeds",
+        lambda _: make_task("sentiment", seeds=()),
+        lo.InvalidParameterError,
+        "non-empty sequence of ints",
     ),
     Case("zero-gradient", _zero_grad),
     Case("huge-T", _huge_T),
