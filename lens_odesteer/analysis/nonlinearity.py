@@ -300,12 +300,25 @@ def binary_auc(scores: Float[Tensor, " n"], labels: Tensor) -> float | None:
 # --------------------------------------------------------------------------- helpers
 
 
+def has_flow_path(steerer: AbstractSteerer) -> bool:
+    """Whether ``steerer``'s ``T`` is a time along a field, so :func:`field_variation` applies.
+
+    False for LinAcT and MiMiC, whose ``T`` interpolates a transport map.
+
+    Example:
+        >>> import lens_odesteer as lo
+        >>> has_flow_path(lo.ODESteer()), has_flow_path(lo.CAA()), has_flow_path(lo.LinAcT())
+        (True, True, False)
+    """
+    return not isinstance(steerer, (LinAcT, MiMiC))
+
+
 def _check_flow_steerer(steerer: object) -> None:
     if not isinstance(steerer, AbstractSteerer):
         raise InvalidParameterError(
             f"`steerer` must be a fitted lens_odesteer steerer; got {type(steerer).__name__}."
         )
-    if isinstance(steerer, (LinAcT, MiMiC)):
+    if not has_flow_path(steerer):
         raise InvalidParameterError(
             f"field_variation needs a steerer whose T is a time along its field; "
             f"{type(steerer).__name__}'s T interpolates a transport map from the identity (0) "

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from lens_odesteer._atomic import atomic_path
 from lens_odesteer._version import __version__
 from lens_odesteer.activations import collect_activations
-from lens_odesteer.analysis.nonlinearity import field_variation
+from lens_odesteer.analysis.nonlinearity import field_variation, has_flow_path
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.methods import MAX_T, ONE_STEP, fit_method, parse_methods
@@ -58,7 +58,6 @@ from lens_odesteer.evaluation.tasks import make_task
 from lens_odesteer.evaluation.tasks.base import Split, Task
 from lens_odesteer.io import load_steerer
 from lens_odesteer.models.names import HookedModel, model_n_layers, resid_post
-from lens_odesteer.steerers import LinAcT, MiMiC
 from lens_odesteer.steerers.base import AbstractSteerer
 
 __all__ = ["EvalConfig", "evaluate"]
@@ -126,7 +125,7 @@ def _diagnostic(steerer: AbstractSteerer, ref: Tensor, T: float) -> dict[str, fl
 
     Empty for steerers without a path to integrate (LinAcT, MiMiC) and for ``T = 0``.
     """
-    if T <= 0 or isinstance(steerer, LinAcT | MiMiC):
+    if T <= 0 or not has_flow_path(steerer):
         return {}
     diag = field_variation(steerer, ref, T=T)
     gap, gap_low, gap_high = diag.median_ci("gap")

@@ -30,14 +30,14 @@ from torch import Tensor
 from lens_odesteer._validation import as_float_acts, check_finite_float, check_positive_int
 from lens_odesteer._version import __version__
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
-from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
+from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation, has_flow_path
 from lens_odesteer.analysis.projection import fit_projection
 from lens_odesteer.analysis.step_logits import StepLogits, step_logits
 from lens_odesteer.analysis.trajectories import trajectory_frame
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.evaluation.store import atomic_write_text
 from lens_odesteer.models.names import HookedModel, validate_hook_name
-from lens_odesteer.steerers import CAA, AbstractSteerer, LinAcT, MiMiC, ODESteer, StepODESteer
+from lens_odesteer.steerers import CAA, AbstractSteerer, ODESteer, StepODESteer
 from lens_odesteer.viz.export import save_figures, static_export_status
 from lens_odesteer.viz.level_sets import level_set_figure
 from lens_odesteer.viz.step_logits import logit_heatmap, target_logprob_figure
@@ -119,7 +119,7 @@ def _diagnostic(
     steerer: AbstractSteerer, pos: Tensor, neg: Tensor, T: float
 ) -> FieldVariation | None:
     """How far multi-step steering is from one step here (None for non-flow methods)."""
-    if T <= 0 or isinstance(steerer, (LinAcT, MiMiC)):
+    if T <= 0 or not has_flow_path(steerer):
         return None
     labels = torch.cat([torch.ones(pos.shape[0]), torch.zeros(neg.shape[0])]).bool()
     return field_variation(steerer, torch.cat([pos, neg]), labels=labels, T=T)
