@@ -24,23 +24,13 @@ from typing import Any
 
 import pandas as pd
 
-from lens_odesteer._atomic import atomic_path
+from lens_odesteer._atomic import atomic_write_text
 from lens_odesteer.errors import FileFormatError
 
 __all__ = ["PartStore", "atomic_write_text", "read_json", "write_csv", "write_json"]
 
 #: Columns that always hold text, never converted to numbers when a part is read back.
 TEXT_COLUMNS = frozenset({"prompt", "continuation", "split", "method", "phase"})
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    target = Path(path)
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return target
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:

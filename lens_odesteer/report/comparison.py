@@ -27,6 +27,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_odesteer._atomic import atomic_write_text
 from lens_odesteer._validation import as_float_acts, check_finite_float, check_positive_int
 from lens_odesteer._version import __version__
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
@@ -35,7 +36,6 @@ from lens_odesteer.analysis.projection import fit_projection
 from lens_odesteer.analysis.step_logits import StepLogits, step_logits
 from lens_odesteer.analysis.trajectories import trajectory_frame
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
-from lens_odesteer.evaluation.store import atomic_write_text
 from lens_odesteer.models.names import HookedModel, validate_hook_name
 from lens_odesteer.steerers import CAA, AbstractSteerer, ODESteer, StepODESteer
 from lens_odesteer.viz.export import save_figures, static_export_status
