@@ -122,12 +122,10 @@ def fit_method(
         >>> type(steerer).__name__, facts
         ('CAA', {})
     """
-    if name == "none" or name not in _FACTORIES:
-        parse_methods([name])  # raises for unknown names
-        raise InvalidParameterError("`none` is the unsteered model; there is nothing to fit.")
     if name not in SEARCHED:
-        steerer = make_steerer(name)
-        assert steerer is not None
+        steerer = make_steerer(name)  # raises for unknown names
+        if steerer is None:
+            raise InvalidParameterError("`none` is the unsteered model; there is nothing to fit.")
         return steerer.fit(pos_acts, neg_acts), {}
     min_bend = SEARCHED[name]
     with warnings.catch_warnings(record=True) as caught:
