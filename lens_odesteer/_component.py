@@ -1,34 +1,64 @@
-"""Shared machinery for estimators: parameters, fitted state, device moves and a class registry.
+"""Shared machinery for estimators: parameters, fitted state, device moves and two registries.
 
 Every class that learns (feature maps, barriers, steerers) follows scikit-learn's conventions:
 ``__init__`` only stores its arguments under the same names; ``fit`` sets attributes ending in
-``_`` and returns ``self``. This base class adds what persistence needs: a JSON-able description
-of the parameters, the fitted tensors and the fitted scalars, and a registry from class name to
-class, so that a saved file can be rebuilt without executing anything from the file.
+``_`` and returns ``self``; ``get_params(deep=True)`` / ``set_params(**params)`` read and write
+parameters, nested ones as ``<param>__<sub_param>``. This base class adds what persistence
+needs: a JSON-able description of the parameters, the fitted tensors and the fitted scalars.
+
+A file names classes, and loading looks them up in registries that hold lens_odesteer's own
+classes only: :class:`Component` subclasses defined in a ``lens_odesteer`` module (a user's
+subclass, even one reusing a library name, is never registered, so it can neither replace a
+library class at load time nor be written to a file), and frozen configuration dataclasses
+(solvers, step controllers, stop events) marked with :func:`register_config`. Nothing from a
+file is ever executed.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
+from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
-from lens_odesteer.errors import FileFormatError, NotFittedError
+from lens_odesteer.errors import FileFormatError, InvalidParameterError, NotFittedError
 
 JSON = Any
 ComponentT = TypeVar("ComponentT", bound="Component")
+ConfigT = TypeVar("ConfigT", bound=type)
 
 _REGISTRY: dict[str, type[Component]] = {}
+_CONFIGS: dict[str, type] = {}
+
+
+def _is_library_class(cls: type) -> bool:
+    module = getattr(cls, "__module__", "") or ""
+    return module == "lens_odesteer" or module.startswith("lens_odesteer.")
+
+
+def _claim(registry: dict[str, Any], cls: type) -> None:
+    """Add a library class under its name; a name is never taken over by another class."""
+    existing = registry.get(cls.__name__)
+    if existing is not None and (existing.__module__, existing.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise RuntimeError(
+            f"Two lens_odesteer classes are named {cls.__name__!r} ({existing.__module__} and "
+            f"{cls.__module__}); files name classes, so names must be unique."
+        )
+    registry[cls.__name__] = cls  # same class re-created (module reload): keep the newest
 
 
 def registered(name: str) -> type[Component]:
-    """Return the registered class called ``name`` or raise :class:`FileFormatError`."""
+    """Return the library component class called ``name`` or raise :class:`FileFormatError`."""
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         known = ", ".join(sorted(_REGISTRY))
         raise FileFormatError(
             f"Unknown component class {name!r} in file. Known classes: {known}. "
@@ -36,22 +66,45 @@ def registered(name: str) -> type[Component]:
         ) from None
 
 
+def register_config(cls: ConfigT) -> ConfigT:
+    """Mark a frozen dataclass of lens_odesteer as a parameter value files may name.
+
+    Used on solvers, step-size controllers and stop events, so a steerer whose parameters hold
+    them can be saved and loaded. Only the library's own classes can be registered.
+    """
+    if not _is_library_class(cls):
+        raise TypeError(
+            f"register_config is for lens_odesteer's own classes; {cls.__qualname__} is defined "
+            f"in {cls.__module__!r}."
+        )
+    if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__qualname__} must be a frozen dataclass to be a config.")
+    _claim(_CONFIGS, cls)
+    return cls
+
+
 class Component:
     """Base of every estimator: parameter introspection, fitted state and ``to``.
 
     Subclasses list their fitted tensors in ``_tensor_attrs`` and their fitted JSON-able
     scalars in ``_scalar_attrs`` (names ending in ``_``). Parameters that are themselves
-    components are saved and restored recursively.
+    components are saved and restored recursively. ``_optional_fitted`` names fitted
+    attributes that files written by older versions may lack; they load as None.
     """
 
     _tensor_attrs: ClassVar[tuple[str, ...]] = ()
     _scalar_attrs: ClassVar[tuple[str, ...]] = ()
     _component_attrs: ClassVar[tuple[str, ...]] = ()  # fitted sub-components, e.g. ``barrier_``
+    _optional_fitted: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_") and not inspect.isabstract(cls):
-            _REGISTRY[cls.__name__] = cls
+        if (
+            not cls.__name__.startswith("_")
+            and not inspect.isabstract(cls)
+            and _is_library_class(cls)
+        ):
+            _claim(_REGISTRY, cls)
 
     # -- parameters ---------------------------------------------------------------------------
     @classmethod
@@ -63,22 +116,75 @@ class Component:
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
 
-    def get_params(self) -> dict[str, Any]:
-        """Return the constructor arguments as stored (scikit-learn's ``get_params``)."""
-        return {name: getattr(self, name) for name in self._param_names()}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Return the constructor arguments as stored (scikit-learn's ``get_params``).
+
+        With ``deep=True`` a parameter that is itself a component also contributes its own
+        parameters as ``<name>__<sub_name>`` (recursively), e.g.
+        ``barrier__features__n_components``.
+        """
+        out: dict[str, Any] = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if deep and isinstance(value, Component):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params(deep=True).items())
+            out[name] = value
+        return out
+
+    def set_params(self: ComponentT, **params: Any) -> ComponentT:
+        """Set parameters, nested ones as ``<name>__<sub_name>``; return ``self``.
+
+        A nested key on a parameter that is None (a "use the default" component) first puts
+        that default in place, so ``ODESteer().set_params(barrier__C=0.5)`` works.
+        """
+        valid = self._param_names()
+        nested: dict[str, dict[str, Any]] = {}
+        changed: set[str] = set()
+        for key, value in params.items():
+            name, delim, sub = key.partition("__")
+            if name not in valid:
+                raise InvalidParameterError(
+                    f"Invalid parameter {name!r} for {type(self).__name__}; valid parameters "
+                    f"are {valid} (nested ones as `<name>__<sub_name>`)."
+                )
+            if delim:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+            changed.add(name)
+        for name, sub_params in nested.items():
+            target = getattr(self, name)
+            if target is None:
+                target = self._default_component(name)
+                setattr(self, name, target)
+            if not isinstance(target, Component):
+                raise InvalidParameterError(
+                    f"Cannot set {sorted(sub_params)} on `{name}` of {type(self).__name__}: it "
+                    f"is {target!r}, not a component with parameters."
+                )
+            target.set_params(**sub_params)
+        self._params_changed(changed)
+        return self
+
+    def _default_component(self, name: str) -> Component | None:
+        """The component a None-valued parameter ``name`` stands for (None if not one)."""
+        return None
+
+    def _params_changed(self, names: Iterable[str]) -> None:
+        """Hook run by ``set_params`` with the top-level names it touched."""
 
     def unfitted_copy(self: ComponentT) -> ComponentT:
         """A new instance with the same parameters (sub-components copied too), not fitted."""
         params = {
             k: v.unfitted_copy() if isinstance(v, Component) else v
-            for k, v in self.get_params().items()
+            for k, v in self.get_params(deep=False).items()
         }
         return type(self)(**params)
 
     def __repr__(self) -> str:
         sig = inspect.signature(type(self).__init__)
         parts = []
-        for name, value in self.get_params().items():
+        for name, value in self.get_params(deep=False).items():
             default = sig.parameters[name].default
             if default is inspect.Parameter.empty or not _same(value, default):
                 parts.append(f"{name}={value!r}")
@@ -100,6 +206,11 @@ class Component:
                 f"{type(self).__name__} is not fitted yet; call `.fit(pos_acts, neg_acts)` first."
             )
 
+    def _clear_fitted(self) -> None:
+        """Forget every fitted attribute (the instance is unfitted afterwards)."""
+        for name in self._tensor_attrs + self._scalar_attrs + self._component_attrs:
+            self.__dict__.pop(name, None)
+
     def to(
         self: ComponentT, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> ComponentT:
@@ -109,8 +220,8 @@ class Component:
         """
         new = copy.copy(self)
         for name in self._tensor_attrs:
-            if hasattr(self, name):
-                t: Tensor = getattr(self, name)
+            t = getattr(self, name, None)
+            if isinstance(t, Tensor):
                 setattr(
                     new,
                     name,
@@ -130,9 +241,17 @@ class Component:
     # -- persistence --------------------------------------------------------------------------
     def _export(self, prefix: str = "") -> tuple[dict[str, JSON], dict[str, Tensor]]:
         """Return ``(description, tensors)`` with tensor names prefixed by ``prefix``."""
+        cls = type(self)
+        if _REGISTRY.get(cls.__name__) is not cls:
+            raise TypeError(
+                f"Cannot save {cls.__qualname__} (defined in {cls.__module__!r}): steerer files "
+                "name lens_odesteer's own classes only, and loading never runs code from "
+                "elsewhere. Save a steerer built from library classes, or keep your own class "
+                "in your code and store its tensors yourself."
+            )
         params: dict[str, JSON] = {}
         tensors: dict[str, Tensor] = {}
-        for name, value in self.get_params().items():
+        for name, value in self.get_params(deep=False).items():
             if isinstance(value, Component):
                 sub, sub_t = value._export(f"{prefix}{name}.")
                 params[name] = sub
@@ -145,13 +264,16 @@ class Component:
             for name in self._scalar_attrs:
                 fitted["scalars"][name] = _to_json(getattr(self, name), name)
             for name in self._tensor_attrs:
-                tensors[prefix + name] = getattr(self, name).detach().contiguous().cpu()
+                value = getattr(self, name)
+                if value is None and name in self._optional_fitted:
+                    continue
+                tensors[prefix + name] = value.detach().contiguous().cpu()
                 fitted["tensors"].append(name)
             for name in self._component_attrs:
                 sub, sub_t = getattr(self, name)._export(f"{prefix}{name}.")
                 fitted["components"][name] = sub
                 tensors.update(sub_t)
-        return {"class": type(self).__name__, "params": params, "fitted": fitted}, tensors
+        return {"class": cls.__name__, "params": params, "fitted": fitted}, tensors
 
     @staticmethod
     def _import(desc: JSON, tensors: dict[str, Tensor], prefix: str = "") -> Component:
@@ -186,29 +308,43 @@ class Component:
             return obj
         if not isinstance(fitted, dict) or set(fitted) != {"scalars", "components", "tensors"}:
             raise FileFormatError(f"Malformed fitted state for {cls.__name__} in file.")
+        optional = set(cls._optional_fitted)
         if (
-            set(fitted["scalars"]) != set(cls._scalar_attrs)
-            or set(fitted["tensors"]) != set(cls._tensor_attrs)
+            not isinstance(fitted["scalars"], dict)
+            or not isinstance(fitted["tensors"], list)
+            or not isinstance(fitted["components"], dict)
+            or set(fitted["scalars"]) != set(cls._scalar_attrs)
+            or not set(cls._tensor_attrs) - optional <= set(fitted["tensors"])
+            or not set(fitted["tensors"]) <= set(cls._tensor_attrs)
             or set(fitted["components"]) != set(cls._component_attrs)
         ):
             raise FileFormatError(
-                f"Fitted state of {cls.__name__} in file has fields {sorted(fitted['scalars'])} + "
-                f"{sorted(fitted['tensors'])} + {sorted(fitted['components'])}; this version "
-                f"expects "
+                f"Fitted state of {cls.__name__} in file has fields "
+                f"{_names(fitted['scalars'])} + {_names(fitted['tensors'])} + "
+                f"{_names(fitted['components'])}; this version expects "
                 f"{sorted(cls._scalar_attrs)} + {sorted(cls._tensor_attrs)} + "
                 f"{sorted(cls._component_attrs)}."
             )
         for name, value in fitted["scalars"].items():
             setattr(obj, name, _from_json(value))
-        for name in fitted["tensors"]:
+        for name in cls._tensor_attrs:
             key = prefix + name
-            if key not in tensors:
+            if name not in fitted["tensors"]:
+                setattr(obj, name, None)  # optional and absent: an older file
+            elif key not in tensors:
                 raise FileFormatError(f"Tensor {key!r} of {cls.__name__} is missing from the file.")
-            setattr(obj, name, tensors[key])
+            else:
+                setattr(obj, name, tensors[key])
         for name, sub in fitted["components"].items():
             setattr(obj, name, Component._import(sub, tensors, f"{prefix}{name}."))
         obj._on_moved()
         return obj
+
+
+def _names(value: object) -> list[str] | str:
+    if isinstance(value, (dict, list)):
+        return sorted(str(v) for v in value)
+    return type(value).__name__
 
 
 def _same(a: object, b: object) -> bool:
@@ -225,7 +361,15 @@ def _to_json(value: object, name: str) -> JSON:
         return {"dtype": str(value).removeprefix("torch.")}
     if isinstance(value, (list, tuple)):
         return [_to_json(v, name) for v in value]
-    raise TypeError(f"Parameter `{name}` of type {type(value).__name__} cannot be saved to JSON.")
+    cls = type(value)
+    if _CONFIGS.get(cls.__name__) is cls and dataclasses.is_dataclass(value):
+        fields = {f.name: _to_json(getattr(value, f.name), name) for f in dataclasses.fields(value)}
+        return {"config": cls.__name__, "fields": fields}
+    raise TypeError(
+        f"Parameter `{name}` of type {cls.__qualname__} cannot be saved to a steerer file: "
+        "only numbers, strings, dtypes and lens_odesteer's own components and config objects "
+        "(solvers, AdaptiveSteps, stop events) can. Pass one of those to save this steerer."
+    )
 
 
 def _from_json(value: JSON) -> object:
@@ -234,4 +378,20 @@ def _from_json(value: JSON) -> object:
         if not isinstance(dt, torch.dtype):
             raise FileFormatError(f"Unknown dtype {value['dtype']!r} in file.")
         return dt
+    if isinstance(value, dict) and set(value) == {"config", "fields"}:
+        name = value["config"]
+        cls = _CONFIGS.get(name) if isinstance(name, str) else None
+        if cls is None or not isinstance(value["fields"], dict):
+            known = ", ".join(sorted(_CONFIGS))
+            raise FileFormatError(
+                f"Unknown config {name!r} in file. Known configs: {known}. The file may come "
+                "from a newer lens_odesteer; upgrade to load it."
+            )
+        fields = {k: _from_json(v) for k, v in value["fields"].items()}
+        try:
+            return cls(**fields)
+        except Exception as exc:
+            raise FileFormatError(f"Could not rebuild config {name} from file: {exc}") from None
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
     return value

@@ -1,152 +1,53 @@
 """Save and load steerers: tensors in safetensors, everything else in a JSON header.
 
-The file is one ``.safetensors`` file whose ``__metadata__`` holds a single JSON document under
-the key ``"lens_odesteer"``: format name, schema version, library version, class, parameters,
-fitted scalars, ``d_model``, dtype and free-form provenance (model name, hook, layer, ...).
-Loading parses JSON and raw tensors only, so it never executes code from the file; classes are
-looked up in lens_odesteer's own registry. Writes go to a temporary file that is renamed into
-place, so a crash never leaves a half-written steerer.
+The format (header fields, schema version, writing) is defined in
+:mod:`lens_odesteer.steerers._format`, below the steerers, so ``steerer.save`` needs nothing
+from here; this module sits above them and rebuilds objects. Loading parses JSON and raw
+tensors only, so it never executes code from the file; classes are looked up in
+lens_odesteer's own registries (a user's subclass can never stand in for a library class).
+
+Files of an older schema are migrated on load. Schema 1 (lens_odesteer 0.1.0) had one class
+per ODESteer variant (``ODESteer(n_components=..., solver=..., n_steps=..., margin=...,
+custom_barrier=...)``, ``StepODESteer``, ``RFFODESteer``, ``RFFStepODESteer``, ``ValueSteer``)
+and no recorded norms: each variant becomes the equivalent composed
+:class:`~lens_odesteer.steerers.ODESteer` (same fitted barrier, same outputs bit for bit), and
+``act_norm_``/``speed_`` load as None, so ``T_for`` asks for a native ``T`` or a refit.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from lens_odesteer._atomic import atomic_path
-from lens_odesteer._component import Component
-from lens_odesteer._version import __version__
+from lens_odesteer._component import JSON, Component, _from_json, _to_json
+from lens_odesteer.barriers.builders import rff_barrier, sketch_barrier, value_barrier
 from lens_odesteer.errors import FileFormatError
+from lens_odesteer.flows.control import AdaptiveSteps
+from lens_odesteer.steerers._format import FORMAT, SCHEMA_VERSION, read_header, save_steerer
 from lens_odesteer.steerers.base import AbstractSteerer
+from lens_odesteer.steerers.field import BarrierMargin
 
-FORMAT = "lens_odesteer.steerer"
-SCHEMA_VERSION = 1
-_HEADER_KEYS = {
-    "format",
-    "schema_version",
-    "library_version",
-    "class",
-    "d_model",
-    "dtype",
-    "component",
-    "provenance",
-}
-
-
-def save_steerer(
-    steerer: AbstractSteerer, path: str | Path, *, provenance: dict[str, Any] | None = None
-) -> Path:
-    """Write a fitted steerer to ``path`` (``.safetensors`` is appended if missing).
-
-    Args:
-        steerer: a fitted steerer.
-        path: destination file.
-        provenance: JSON-able facts about where the activations came from, e.g.
-            ``{"model_name": ..., "hook_name": ..., "layer": ...}``.
-
-    Returns:
-        The path written.
-
-    Example:
-        >>> import tempfile, torch, lens_odesteer as lo
-        >>> caa = lo.CAA().fit(torch.randn(8, 4), torch.randn(8, 4))
-        >>> path = caa.save(tempfile.mkdtemp() + "/caa", provenance={"layer": 3})
-        >>> lo.load_steerer(path).steer(torch.zeros(1, 4), 1.0).shape
-        torch.Size([1, 4])
-    """
-    steerer._check_is_fitted()
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        path = path.with_name(path.name + ".safetensors")
-    desc, tensors = steerer._export()
-    try:
-        json.dumps(provenance)
-    except TypeError as exc:
-        raise TypeError(f"`provenance` must be JSON-serialisable: {exc}") from exc
-    header = {
-        "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "library_version": __version__,
-        "class": type(steerer).__name__,
-        "d_model": steerer.d_model_,
-        "dtype": str(steerer.dtype_).removeprefix("torch."),
-        "component": desc,
-        "provenance": provenance or {},
-    }
-    with atomic_path(path) as tmp:
-        save_file(
-            {k: v.contiguous() for k, v in tensors.items()},
-            str(tmp),
-            metadata={"lens_odesteer": json.dumps(header)},
-        )
-    return path
-
-
-def read_header(path: str | Path) -> dict[str, Any]:
-    """Return the validated JSON header of a steerer file without loading its tensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"No steerer file at {str(path)!r} (missing or not a file).")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise FileFormatError(
-            f"{str(path)!r} is not a readable safetensors file (truncated or another format): {exc}"
-        ) from None
-    raw = meta.get("lens_odesteer")
-    if raw is None:
-        raise FileFormatError(
-            f"{str(path)!r} is a safetensors file but not a lens_odesteer steerer (no "
-            "'lens_odesteer' header). Save steerers with `steerer.save(path)`."
-        )
-    try:
-        header = json.loads(raw, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(
-            f"The steerer header in {str(path)!r} is not valid JSON: {exc}"
-        ) from None
-    if not isinstance(header, dict):
-        raise FileFormatError(f"The steerer header in {str(path)!r} is not a JSON object.")
-    missing, extra = _HEADER_KEYS - set(header), set(header) - _HEADER_KEYS
-    if missing or extra:
-        raise FileFormatError(
-            f"The steerer header in {str(path)!r} has missing fields {sorted(missing)} and "
-            f"unexpected fields {sorted(extra)}; expected exactly {sorted(_HEADER_KEYS)}."
-        )
-    if header["format"] != FORMAT:
-        raise FileFormatError(f"{str(path)!r} has format {header['format']!r}, not {FORMAT!r}.")
-    version = header["schema_version"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise FileFormatError(f"Schema version {version!r} in {str(path)!r} is not an integer.")
-    if version > SCHEMA_VERSION:
-        raise FileFormatError(
-            f"{str(path)!r} uses steerer schema version {version}, newer than this lens_odesteer "
-            f"({__version__}) understands ({SCHEMA_VERSION}); upgrade lens_odesteer "
-            f"(the file was written by version {header['library_version']})."
-        )
-    if version < 1:
-        raise FileFormatError(f"Unsupported schema version {version} in {str(path)!r}.")
-    if not isinstance(header["provenance"], dict):
-        raise FileFormatError(f"`provenance` in {str(path)!r} must be a JSON object.")
-    return header
+__all__ = ["FORMAT", "SCHEMA_VERSION", "load_steerer", "read_header", "save_steerer"]
 
 
 def load_steerer(path: str | Path, *, device: torch.device | str | None = None) -> AbstractSteerer:
     """Load a steerer saved with :func:`save_steerer` (optionally onto ``device``).
 
-    The provenance recorded at save time is available as ``steerer.provenance_``.
+    The provenance recorded at save time is available as ``steerer.provenance_``. Files of
+    schema 1 (lens_odesteer 0.1.0) are migrated to the composed :class:`ODESteer`.
 
     Raises:
-        FileFormatError: missing, truncated, foreign or newer-schema files, or a header whose
-            fields do not match this version.
+        FileFormatError: missing, truncated, foreign or newer-schema files, a header whose
+            fields do not match this version, or an old file that cannot be migrated (the
+            message names the version that wrote it).
     """
     header = read_header(path)
+    if header["schema_version"] == 1:
+        header = _migrate_v1(header, path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
@@ -188,10 +89,6 @@ def load_steerer(path: str | Path, *, device: torch.device | str | None = None) 
     return obj
 
 
-def _reject_constant(name: str) -> object:
-    raise FileFormatError(f"The steerer header holds the non-JSON constant {name}; file damaged.")
-
-
 def _check_loaded_state(obj: AbstractSteerer, path: str | Path) -> None:
     """Probe the loaded steerer (field, one steer, barrier) so a damaged file fails here."""
     if not obj.is_fitted:
@@ -199,6 +96,12 @@ def _check_loaded_state(obj: AbstractSteerer, path: str | Path) -> None:
     try:
         if not isinstance(obj.d_model_, int) or isinstance(obj.d_model_, bool) or obj.d_model_ < 1:
             raise ValueError(f"d_model_ is {obj.d_model_!r}")
+        for name in ("act_norm_", "speed_"):
+            value = getattr(obj, name)
+            if value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0
+            ):
+                raise ValueError(f"{name} is {value!r}")
         probe = torch.ones(2, obj.d_model_, dtype=obj.dtype_)
         probe[1] = torch.linspace(-1.0, 1.0, obj.d_model_, dtype=obj.dtype_)
         out = obj._velocity(probe)
@@ -213,3 +116,96 @@ def _check_loaded_state(obj: AbstractSteerer, path: str | Path) -> None:
         raise FileFormatError(
             f"The tensors in {str(path)!r} do not fit together ({exc}); the file is damaged."
         ) from None
+
+
+# -- schema 1 (lens_odesteer 0.1.0) -> schema 2 ---------------------------------------------------
+_V1_FLOW_PARAMS: dict[str, tuple[str, ...]] = {
+    "ODESteer": (
+        "n_components", "degree", "gamma", "coef0", "C", "seed", "solver", "n_steps", "margin",
+        "custom_barrier", "normalize", "min_grad_norm", "max_iter", "tol", "rtol", "atol",
+    ),
+    "StepODESteer": (
+        "n_components", "degree", "gamma", "coef0", "C", "seed", "margin", "custom_barrier",
+        "normalize", "min_grad_norm", "max_iter", "tol",
+    ),
+    "RFFODESteer": (
+        "n_components", "bandwidth", "C", "seed", "solver", "n_steps", "margin", "normalize",
+        "min_grad_norm", "max_iter", "tol", "rtol", "atol",
+    ),
+    "RFFStepODESteer": (
+        "n_components", "bandwidth", "C", "seed", "margin", "normalize", "min_grad_norm",
+        "max_iter", "tol",
+    ),
+    "ValueSteer": (
+        "hidden", "weight_decay", "seed", "value_max_iter", "solver", "n_steps", "margin",
+        "normalize", "min_grad_norm", "rtol", "atol",
+    ),
+}  # fmt: skip
+_V1_BASELINES = ("CAA", "ITI", "RepE", "LinAcT", "MiMiC")
+
+
+def _migrate_v1(header: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Rewrite a schema-1 header as the equivalent schema-2 header."""
+    version = header.get("library_version")
+    desc = header["component"]
+    name = desc.get("class") if isinstance(desc, dict) else None
+    try:
+        if not isinstance(desc, dict) or set(desc) != {"class", "params", "fitted"}:
+            raise ValueError("the component description is malformed")
+        if name in _V1_FLOW_PARAMS:
+            new_desc = {"class": "ODESteer", "params": _v1_flow_params(name, desc["params"])}
+        elif name in _V1_BASELINES:
+            new_desc = {"class": name, "params": desc["params"]}
+        else:
+            raise ValueError(f"schema 1 has no steerer class {name!r}")
+        fitted = desc["fitted"]
+        if fitted is not None:
+            if not isinstance(fitted, dict) or not isinstance(fitted.get("scalars"), dict):
+                raise ValueError("the fitted state is malformed")
+            fitted = copy.deepcopy(fitted)
+            fitted["scalars"].update({"act_norm_": None, "speed_": None})
+        new_desc["fitted"] = fitted
+    except (ValueError, TypeError, KeyError, AttributeError, FileFormatError) as exc:
+        raise FileFormatError(
+            f"{str(path)!r} was written by lens_odesteer {version} (steerer schema 1) and cannot "
+            f"be migrated to schema {SCHEMA_VERSION}: {exc}. Refit the steerer with this version."
+        ) from None
+    return {**header, "schema_version": SCHEMA_VERSION, "class": new_desc["class"],
+            "component": new_desc}  # fmt: skip
+
+
+def _v1_flow_params(name: str, params: JSON) -> dict[str, JSON]:
+    """The composed ODESteer parameters equivalent to an old flow class's parameters."""
+    expected = _V1_FLOW_PARAMS[name]
+    if not isinstance(params, dict) or set(params) != set(expected):
+        got = sorted(params) if isinstance(params, dict) else params
+        raise ValueError(f"{name} parameters {got} are not 0.1.0's {sorted(expected)}")
+    p = {k: v if k == "custom_barrier" else _from_json(v) for k, v in params.items()}
+    barrier: JSON
+    if name in ("ODESteer", "StepODESteer") and p["custom_barrier"] is not None:
+        barrier = p["custom_barrier"]  # already a component description
+    elif name in ("ODESteer", "StepODESteer"):
+        barrier = sketch_barrier(
+            p["n_components"], p["degree"], p["gamma"], p["coef0"], p["C"], p["seed"],
+            p["max_iter"], p["tol"],
+        )._export()[0]  # fmt: skip
+    elif name in ("RFFODESteer", "RFFStepODESteer"):
+        barrier = rff_barrier(
+            p["n_components"], p["bandwidth"], p["C"], p["seed"], p["max_iter"], p["tol"]
+        )._export()[0]
+    else:
+        barrier = value_barrier(p["hidden"], p["weight_decay"], p["seed"], p["value_max_iter"])
+        barrier = barrier._export()[0]
+    solver, n_steps = p.get("solver", "euler"), p.get("n_steps", 1)
+    steps: object = n_steps
+    if solver == "dopri5":
+        steps = AdaptiveSteps(rtol=p["rtol"], atol=p["atol"], initial_steps=n_steps)
+    stop = None if p["margin"] is None else BarrierMargin(p["margin"])
+    return {
+        "barrier": barrier,
+        "solver": _to_json(solver, "solver"),
+        "steps": _to_json(steps, "steps"),
+        "stop": _to_json(stop, "stop"),
+        "normalize": _to_json(p["normalize"], "normalize"),
+        "min_grad_norm": _to_json(p["min_grad_norm"], "min_grad_norm"),
+    }

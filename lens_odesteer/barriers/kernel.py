@@ -14,6 +14,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_odesteer._component import Component
 from lens_odesteer.barriers.base import AbstractBarrier
 from lens_odesteer.barriers.logistic import fit_logistic
 from lens_odesteer.features.base import AbstractFeatureMap
@@ -168,6 +169,9 @@ class KernelLogisticBarrier(_LogisticBarrier):
         if self.features is None:
             return PolynomialSketch()
         return self.features.unfitted_copy()
+
+    def _default_component(self, name: str) -> Component | None:
+        return PolynomialSketch() if name == "features" else None
 
 
 class LinearBarrier(_LogisticBarrier):

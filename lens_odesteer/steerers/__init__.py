@@ -1,15 +1,19 @@
-"""Steerers: ODESteer and its family behind one fitted-estimator interface."""
+"""Steerers: ODESteer and its family behind one fitted-estimator interface.
 
+:class:`ODESteer` is composed from a barrier, a solver, steps and a stop event; the paper's
+variants (:func:`StepODESteer`, :func:`RFFODESteer`, :func:`RFFStepODESteer`,
+:func:`ValueSteer`) are presets returning configured ODESteer instances. The baselines
+(:class:`CAA`, :class:`ITI`, :class:`RepE`, :class:`LinAcT`, :class:`MiMiC`) share the same
+interface.
+"""
+
+from lens_odesteer.barriers.builders import rff_barrier, sketch_barrier, value_barrier
 from lens_odesteer.steerers.base import AbstractSteerer
-from lens_odesteer.steerers.flow import (
-    BarrierField,
-    ODESteer,
-    RFFODESteer,
-    RFFStepODESteer,
-    StepODESteer,
-    ValueSteer,
-)
+from lens_odesteer.steerers.field import BarrierField, BarrierMargin
 from lens_odesteer.steerers.linear import CAA, ITI, RepE
+from lens_odesteer.steerers.odesteer import ODESteer
+from lens_odesteer.steerers.presets import RFFODESteer, RFFStepODESteer, StepODESteer, ValueSteer
+from lens_odesteer.steerers.strength import match_displacement, mean_displacement
 from lens_odesteer.steerers.transport import LinAcT, MiMiC
 
 __all__ = [
@@ -17,6 +21,7 @@ __all__ = [
     "ITI",
     "AbstractSteerer",
     "BarrierField",
+    "BarrierMargin",
     "LinAcT",
     "MiMiC",
     "ODESteer",
@@ -25,4 +30,9 @@ __all__ = [
     "RepE",
     "StepODESteer",
     "ValueSteer",
+    "match_displacement",
+    "mean_displacement",
+    "rff_barrier",
+    "sketch_barrier",
+    "value_barrier",
 ]

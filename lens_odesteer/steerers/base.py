@@ -6,17 +6,24 @@ A steerer is a fitted estimator mapping activations to activations::
     steerer.steer(acts, T)             # same shape, dtype and device as acts
     steerer.trajectory(acts, T)        # Trajectory(ts, ys, hs, ...), time on the leading axis
     steerer.vector_field(acts)         # the velocity v(a) whose flow the steerer follows
-    steerer.barrier(acts)              # h(a), where the method defines one
+    steerer.barrier_value(acts)        # h(a), where the method defines one
 
 All maths runs in the steerer's compute dtype (float32 unless it was fitted on float64 data or
 moved with ``.to(dtype=...)``); inputs are cast in and results cast back to the input dtype.
+
+Every steerer declares what its strength means (``T_meaning``), whether it takes one step or
+follows a flow (``kind``), and the largest ``T`` it accepts (``max_T``). ``fit`` records the mean
+activation norm (``act_norm_``) and the mean field speed on the negative rows (``speed_``), so
+``T_for(strength)`` turns a strength that means the same for every method (the move as a
+fraction of the typical activation norm) into the method's native ``T``.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 from jaxtyping import Float
@@ -32,6 +39,7 @@ from lens_odesteer._validation import (
 )
 from lens_odesteer.errors import InvalidActivationsError, InvalidParameterError
 from lens_odesteer.flows.trajectory import Trajectory
+from lens_odesteer.steerers._format import save_steerer
 
 SteererT = TypeVar("SteererT", bound="AbstractSteerer")
 
@@ -43,12 +51,48 @@ class AbstractSteerer(Component):
         d_model_: activation width.
         n_pos_, n_neg_: number of positive and negative fit activations.
         dtype_: compute dtype.
+        act_norm_: mean L2 norm of all fit rows (positive and negative).
+        speed_: mean ``|v(a)|`` of the field over the negative fit rows. ``act_norm_`` and
+            ``speed_`` are None for a steerer loaded from a file that predates them.
     """
 
-    _base_scalars: ClassVar[tuple[str, ...]] = ("d_model_", "n_pos_", "n_neg_", "dtype_")
+    _base_scalars: ClassVar[tuple[str, ...]] = (
+        "d_model_",
+        "n_pos_",
+        "n_neg_",
+        "dtype_",
+        "act_norm_",
+        "speed_",
+    )
+    _optional_fitted: ClassVar[tuple[str, ...]] = ("act_norm_", "speed_")
+    #: Parameters that ``set_params`` may change on a fitted steerer without a refit.
+    _refit_free: ClassVar[frozenset[str]] = frozenset()
     has_barrier: ClassVar[bool] = True
     #: What ``T`` means for this method, for docs and error messages.
+    T_meaning: ClassVar[str] = "integration time"
+    #: The old name of :attr:`T_meaning` (kept in step with it).
     strength_meaning: ClassVar[str] = "integration time"
+    #: The largest ``T`` the method accepts (None: unbounded).
+    max_T: ClassVar[float | None] = None
+
+    act_norm_: float | None
+    speed_: float | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "strength_meaning" in cls.__dict__ and "T_meaning" not in cls.__dict__:
+            cls.T_meaning = cls.strength_meaning  # a subclass written against the old name
+        cls.strength_meaning = cls.T_meaning
+
+    @property
+    def name(self) -> str:
+        """The method's name for labels and colours (the class name unless composed)."""
+        return type(self).__name__
+
+    @property
+    def kind(self) -> Literal["one_step", "flow"]:
+        """``"one_step"`` for ``a + T v(a)``; ``"flow"`` when the steerer integrates a path."""
+        return "one_step"
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self: SteererT, pos_acts: object, neg_acts: object) -> SteererT:
@@ -66,7 +110,25 @@ class AbstractSteerer(Component):
         self.n_pos_ = int(pos.shape[0])
         self.n_neg_ = int(neg.shape[0])
         self.dtype_ = dtype
+        norms = torch.cat([pos.norm(dim=-1), neg.norm(dim=-1)])
+        self.act_norm_ = float(norms.mean())
+        self.speed_ = float(self._velocity(neg).norm(dim=-1).mean())
         return self
+
+    def _params_changed(self, names: Iterable[str]) -> None:
+        """A parameter the fit depends on makes a fitted steerer unfitted (see ``set_params``)."""
+        if self.is_fitted and not set(names) <= self._refit_free:
+            self._clear_fitted()
+
+    def set_params(self: SteererT, **params: Any) -> SteererT:
+        """Set parameters (nested ones as ``<name>__<sub_name>``) and return ``self``.
+
+        On a fitted steerer, changing a parameter the fit depends on drops the fitted state
+        (call ``fit`` again); parameters that only change how the fitted field is followed
+        (for :class:`~lens_odesteer.steerers.ODESteer`: ``solver``, ``steps``, ``stop``,
+        ``normalize``, ``min_grad_norm``) keep it, so no refit is needed.
+        """
+        return super().set_params(**params)
 
     @abstractmethod
     def _fit(
@@ -182,16 +244,77 @@ class AbstractSteerer(Component):
         acts_t, flat = self._prepare(acts)
         return self._velocity(flat).reshape(*acts_t.shape[:-1], self.d_model_)
 
-    def barrier(self, acts: Float[Tensor, "*batch d_model"]) -> Float[Tensor, " *batch"]:
-        """Return the barrier ``h(a)`` (``h >= 0`` is the desired region) in the compute dtype."""
+    def barrier_value(self, acts: Float[Tensor, "*batch d_model"]) -> Float[Tensor, " *batch"]:
+        """Return the barrier ``h(a)`` (``h >= 0`` is the desired region) in the compute dtype.
+
+        (Named ``barrier`` before the composable ODESteer, whose ``barrier`` is its parameter.)
+        """
         acts_t, flat = self._prepare(acts)
         return self._barrier(flat).reshape(acts_t.shape[:-1])
 
     def save(self, path: str | Path, *, provenance: dict[str, Any] | None = None) -> Path:
         """Save to a ``.safetensors`` file (tensors + a JSON header); see :func:`load_steerer`."""
-        from lens_odesteer.io import save_steerer
-
         return save_steerer(self, path, provenance=provenance)
+
+    # -- strength -----------------------------------------------------------------------------
+    def _norm_scale(self) -> tuple[float, float]:
+        self._check_is_fitted()
+        if self.act_norm_ is None or self.speed_ is None:
+            raise InvalidParameterError(
+                f"This {self.name} was loaded from a file that predates recorded norms "
+                "(written by lens_odesteer 0.1.0 or earlier), so a norm-relative strength cannot "
+                "be converted; pass a native `T` instead, or refit the steerer and save it again."
+            )
+        if not self.speed_ > 0 or not self.act_norm_ > 0:
+            raise InvalidParameterError(
+                f"{self.name}'s field vanishes on its negative fit rows (speed_={self.speed_}, "
+                f"act_norm_={self.act_norm_}), so no `T` moves them; pass a native `T`."
+            )
+        return self.act_norm_, self.speed_
+
+    def T_for(self, strength: float) -> float:
+        """The native ``T`` for a norm-relative ``strength``: ``strength * act_norm_ / speed_``.
+
+        ``strength`` is the move (the arc length of a flow, the step of a one-step method) as a
+        fraction of the typical activation norm at the hook, so it means the same for every
+        method: ``0.1`` moves a typical negative activation by about a tenth of its norm.
+
+        Raises:
+            InvalidParameterError: ``strength`` negative or not finite, a ``T`` above
+                ``max_T`` (the message names the largest strength), or a steerer loaded from
+                a file that predates the recorded norms.
+
+        Example:
+            >>> import torch, lens_odesteer as lo
+            >>> caa = lo.CAA().fit(torch.ones(4, 3) * 2, torch.ones(4, 3))
+            >>> round(caa.act_norm_, 4), round(caa.speed_, 4)  # mean |a|; |mu+ - mu-|
+            (2.5981, 1.7321)
+            >>> T = caa.T_for(0.5)  # 0.5 * 2.5981 / 1.7321
+            >>> round(T, 4), round(caa.strength_for(T), 4)
+            (0.75, 0.5)
+        """
+        strength = check_finite_float(strength, "strength", minimum=0.0)
+        act_norm, speed = self._norm_scale()
+        T = strength * act_norm / speed
+        if self.max_T is not None and self.max_T < T:
+            largest = self.max_T * speed / act_norm
+            raise InvalidParameterError(
+                f"strength={strength:g} needs T={T:.4g}, but {self.name} accepts T <= "
+                f"{self.max_T:g} ({self.T_meaning}); the largest strength it can reach is "
+                f"{largest:.4g}."
+            )
+        return T
+
+    def strength_for(self, T: float) -> float:
+        """The norm-relative strength of a native ``T`` (the inverse of :meth:`T_for`)."""
+        T = check_finite_float(T, "T", minimum=0.0)
+        if self.max_T is not None and self.max_T < T:
+            raise InvalidParameterError(
+                f"T={T:g} is above the largest T {self.name} accepts ({self.max_T:g}, "
+                f"{self.T_meaning})."
+            )
+        act_norm, speed = self._norm_scale()
+        return T * speed / act_norm
 
 
 class _OneStepSteerer(AbstractSteerer):

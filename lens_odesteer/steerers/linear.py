@@ -56,7 +56,7 @@ class CAA(_ConstantFieldSteerer):
         tensor([[1., 1., 1., 1.]])
     """
 
-    strength_meaning: ClassVar[str] = "multiplier of the mean difference"
+    T_meaning: ClassVar[str] = "multiplier of the mean difference"
 
     def __init__(self) -> None:
         pass
@@ -93,7 +93,7 @@ class ITI(_ConstantFieldSteerer):
     _tensor_attrs = ("direction_",)
     _scalar_attrs = AbstractSteerer._base_scalars
     _component_attrs = ("barrier_",)
-    strength_meaning: ClassVar[str] = "distance along the unit probe normal"
+    T_meaning: ClassVar[str] = "distance along the unit probe normal"
 
     def __init__(self, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-4) -> None:
         self.C = C
@@ -132,7 +132,7 @@ class RepE(_ConstantFieldSteerer):
         1.0
     """
 
-    strength_meaning: ClassVar[str] = "distance along the unit principal direction"
+    T_meaning: ClassVar[str] = "distance along the unit principal direction"
 
     def __init__(self, pairing: Literal["auto", "index", "random"] = "auto", seed: int = 0) -> None:
         self.pairing = pairing

@@ -41,7 +41,8 @@ class LinAcT(_OneStepSteerer):
 
     _tensor_attrs = ("scale_", "shift_")
     _scalar_attrs = AbstractSteerer._base_scalars
-    strength_meaning: ClassVar[str] = "interpolation from identity (0) to the full map (1)"
+    T_meaning: ClassVar[str] = "interpolation from identity (0) to the full map (1)"
+    max_T: ClassVar[float | None] = 1.0
 
     def __init__(self, n_quantiles: int | None = None) -> None:
         self.n_quantiles = n_quantiles
@@ -106,7 +107,8 @@ class MiMiC(_OneStepSteerer):
     _tensor_attrs = ("weight_", "bias_")
     _scalar_attrs = AbstractSteerer._base_scalars
     _component_attrs = ("probe_",)
-    strength_meaning: ClassVar[str] = "interpolation from identity (0) to the full map (1)"
+    T_meaning: ClassVar[str] = "interpolation from identity (0) to the full map (1)"
+    max_T: ClassVar[float | None] = 1.0
 
     def __init__(self, shrinkage: float = 0.1, gate: bool = True, C: float = 1.0) -> None:
         self.shrinkage = shrinkage
