@@ -91,9 +91,9 @@ def run_demo(config: DemoConfig, stream: TextIO | io.TextIOBase = sys.stdout) ->
     last = collect_activations(model, prompts, hook, progress=False)
     assert isinstance(last, torch.Tensor)
     barrier = {
-        "unsteered": ode.barrier(last),
-        "CAA": ode.barrier(caa.steer(last, config.caa_strength)),
-        "ODESteer": ode.barrier(ode.steer(last, T)),
+        "unsteered": ode.barrier_value(last),
+        "CAA": ode.barrier_value(caa.steer(last, config.caa_strength)),
+        "ODESteer": ode.barrier_value(ode.steer(last, T)),
     }
     scores = _vader_scores(texts)
     _print_report(stream, hook, norm, T, config.caa_strength, prompts, texts, barrier, scores)

@@ -71,9 +71,9 @@ QUICKSTART = [
     new_code_cell(
         "last = lo.collect_activations(model, prompts, hook, progress=False)\n"
         "h = pd.DataFrame({\n"
-        "    'unsteered': ode.barrier(last),\n"
-        "    'CAA': ode.barrier(caa.steer(last, 1.0)),\n"
-        "    'ODESteer': ode.barrier(ode.steer(last, T)),\n"
+        "    'unsteered': ode.barrier_value(last),\n"
+        "    'CAA': ode.barrier_value(caa.steer(last, 1.0)),\n"
+        "    'ODESteer': ode.barrier_value(ode.steer(last, T)),\n"
         "})\n"
         "assert (h['ODESteer'] > h['unsteered']).all() and (h['CAA'] > h['unsteered']).all()\n"
         "h"

@@ -132,7 +132,7 @@ class BarrierSearchResult:
             gap_median, bend_median, turn_deg_median``) when computed, ``rank`` (1 = best by the
             criterion), ``eligible`` (with ``min_bend``) and ``best`` (the chosen one).
         best: the chosen candidate (the top-ranked one, or the top eligible with ``min_bend``).
-        steerer: ``ODESteer(custom_barrier=best.barrier)`` fitted on the training split (on all
+        steerer: ``ODESteer(best.barrier)`` fitted on the training split (on all
             data with ``refit=True``).
         diagnostic: :func:`field_variation` of the best steerer (fitted on the training split)
             on the held-out split.
@@ -246,7 +246,7 @@ def search_barrier(
 
     records, steerers = [], []
     for i, cand in enumerate(grid):
-        steerer = ODESteer(custom_barrier=cand.barrier, solver=solver, n_steps=n_steps)
+        steerer = ODESteer(cand.barrier, solver=solver, steps=n_steps)
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -298,7 +298,7 @@ def search_barrier(
     diagnostic = field_variation(steerers[best_i], test_acts, labels=test_labels, T=T)
     steerer = steerers[best_i]
     if refit:
-        steerer = ODESteer(custom_barrier=best.barrier, solver=solver, n_steps=n_steps).fit(
+        steerer = ODESteer(best.barrier, solver=solver, steps=n_steps).fit(
             torch.cat([train_pos, test_pos]), torch.cat([train_neg, test_neg])
         )
     return BarrierSearchResult(frame, best, steerer, diagnostic, criterion)

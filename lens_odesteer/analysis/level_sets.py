@@ -10,7 +10,7 @@ Example:
     >>> from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
     >>> g = torch.Generator().manual_seed(0)
     >>> pos, neg = torch.randn(40, 6, generator=g) + 1, torch.randn(40, 6, generator=g) - 1
-    >>> ode = lo.ODESteer(n_components=256).fit(pos, neg)
+    >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     >>> view = fit_projection(pos, neg)
     >>> grid = barrier_grid(ode, view, points=torch.cat([pos, neg]), resolution=5)
     >>> grid.shape, list(grid.columns)
@@ -122,7 +122,7 @@ def barrier_grid(
         coords[:, 2:] = view.transform(torch.as_tensor(origin))[2:]
     lifted = view.lift(coords, origin)
     with torch.inference_mode():
-        h = torch.cat([steerer.barrier(chunk) for chunk in lifted.split(_CHUNK)]).double()
+        h = torch.cat([steerer.barrier_value(chunk) for chunk in lifted.split(_CHUNK)]).double()
     frame = pd.DataFrame(
         {
             "x": gx.reshape(-1).double().numpy(),
@@ -167,7 +167,7 @@ def points_frame(
         cols["off_plane"] = view.residual_norm(a).double().numpy()
         if steerer is not None:
             with torch.inference_mode():
-                cols["h"] = steerer.barrier(a).double().cpu().numpy()
+                cols["h"] = steerer.barrier_value(a).double().cpu().numpy()
         frames.append(pd.DataFrame(cols))
     out = pd.concat(frames, ignore_index=True)
     out.attrs.update(axis_labels=view.axis_labels)

@@ -25,6 +25,7 @@ steerer's solver (a ``margin`` is ignored: it only shortens paths).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +38,8 @@ from torch import Tensor
 
 from lens_odesteer._validation import as_float_acts, check_finite_float, check_positive_int
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
-from lens_odesteer.flows.integrate import integrate
-from lens_odesteer.steerers import AbstractSteerer, LinAcT, MiMiC
+from lens_odesteer.flows import AdaptiveSteps, SaveAt, get_solver, integrate
+from lens_odesteer.steerers import AbstractSteerer
 
 #: Rows whose field is shorter than this are left out of the direction statistics.
 _MIN_SPEED = 1e-12
@@ -91,7 +92,7 @@ class FieldVariation:
         Example:
             >>> import torch, lens_odesteer as lo
             >>> pos, neg = torch.randn(40, 8) + 1, torch.randn(40, 8) - 1
-            >>> ode = lo.ODESteer(n_components=256).fit(pos, neg)
+            >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
             >>> med, low, high = field_variation(ode, neg, T=1.0).median_ci("gap")
             >>> low <= med <= high
             True
@@ -175,7 +176,7 @@ def field_variation(
 
     Main arguments:
         steerer: a fitted steerer whose ``T`` is a time along its field: the flow steerers
-            (ODESteer, StepODESteer, RFF variants, ValueSteer, any ``custom_barrier``) or the
+            (ODESteer with any barrier, StepODESteer, RFF variants, ValueSteer) or the
             constant-field CAA, ITI and RepE (spread 1 and gap 0 by construction).
         acts: held-out activations ``[..., d_model]``.
         labels: optional 0/1 or bool labels (1 = positive) of shape ``acts.shape[:-1]``; adds
@@ -201,7 +202,7 @@ def field_variation(
         >>> import torch, lens_odesteer as lo
         >>> from lens_odesteer.analysis.nonlinearity import field_variation
         >>> pos, neg = torch.randn(40, 8) + 1, torch.randn(40, 8) - 1
-        >>> lin = lo.ODESteer(custom_barrier=lo.LinearBarrier()).fit(pos, neg)
+        >>> lin = lo.ODESteer(lo.barriers.LinearBarrier()).fit(pos, neg)
         >>> fv = field_variation(lin, torch.cat([pos, neg]), T=2.0)
         >>> round(fv.mean_pairwise_cosine, 4), round(fv.median("gap"), 4)
         (1.0, 0.0)
@@ -217,9 +218,10 @@ def field_variation(
     moving = speed > _MIN_SPEED
     unit = bool(((speed - 1).abs() < 1e-4)[moving].all())
     T_val = _resolve_T(T, y0, lab, speed[moving])
-    solver, steps = _flow_settings(steerer, n_steps)
+    solver, steps, n_steps_used = _flow_settings(steerer, n_steps)
+    save = SaveAt(n=n_steps_used + 1) if isinstance(steps, AdaptiveSteps) else SaveAt(steps=True)
 
-    ys = integrate(steerer.vector_field, y0, T_val, solver=solver, n_steps=steps).ys
+    ys = integrate(steerer.vector_field, y0, T_val, solver=solver, steps=steps, save=save).ys
     end = ys[-1]
     one_step = y0 + T_val * v0
     norms = y0.norm(dim=-1)
@@ -227,7 +229,7 @@ def field_variation(
     tangent = bool((cos_radial[moving].abs() < _TANGENT_TOL).all())
     if tangent:
         lin_field = _sphere_linearised_field(y0, v0, unit)
-        lin_end = integrate(lin_field, y0, T_val, solver=solver, n_steps=steps).ys[-1]
+        lin_end = integrate(lin_field, y0, T_val, solver=solver, steps=steps, save=save).ys[-1]
     else:
         lin_end = one_step
     disp = (end - y0).norm(dim=-1)
@@ -239,7 +241,7 @@ def field_variation(
     mean_dir = u.sum(0)
     cos_to_mean = torch.full_like(speed, math.nan)
     cos_to_mean[moving] = u @ (mean_dir / mean_dir.norm().clamp_min(_MIN_SPEED))
-    h = steerer.barrier(y0) if steerer.has_barrier else torch.full_like(speed, math.nan)
+    h = steerer.barrier_value(y0) if steerer.has_barrier else torch.full_like(speed, math.nan)
     accuracy = auc = None
     if lab is not None:
         accuracy = float(((h >= 0) == lab).double().mean())
@@ -264,7 +266,7 @@ def field_variation(
         steerer=type(steerer).__name__,
         T=T_val,
         solver=solver,
-        n_steps=steps,
+        n_steps=n_steps_used,
         tangent=tangent,
         mean_pairwise_cosine=_mean_pairwise_cosine(u),
         pairwise_cosines=_pair_sample(u, max_pairs, seed),
@@ -303,14 +305,15 @@ def binary_auc(scores: Float[Tensor, " n"], labels: Tensor) -> float | None:
 def has_flow_path(steerer: AbstractSteerer) -> bool:
     """Whether ``steerer``'s ``T`` is a time along a field, so :func:`field_variation` applies.
 
-    False for LinAcT and MiMiC, whose ``T`` interpolates a transport map.
+    False for steerers with a bounded ``T`` (``max_T``: LinAcT and MiMiC), whose ``T``
+    interpolates a transport map.
 
     Example:
         >>> import lens_odesteer as lo
         >>> has_flow_path(lo.ODESteer()), has_flow_path(lo.CAA()), has_flow_path(lo.LinAcT())
         (True, True, False)
     """
-    return not isinstance(steerer, (LinAcT, MiMiC))
+    return steerer.max_T is None
 
 
 def _check_flow_steerer(steerer: object) -> None:
@@ -361,12 +364,20 @@ def _resolve_T(T: float | None, y0: Tensor, labels: Tensor | None, moving_speed:
     return dist / float(moving_speed.median())
 
 
-def _flow_settings(steerer: AbstractSteerer, n_steps: int | None) -> tuple[str, int]:
-    solver = str(getattr(steerer, "solver", "euler"))
+def _flow_settings(
+    steerer: AbstractSteerer, n_steps: int | None
+) -> tuple[str, int | AdaptiveSteps, int]:
+    """``(solver name, steps for integrate, step count)``; one-step methods integrate 10 steps."""
+    solver = get_solver(getattr(steerer, "solver", "euler")).name
+    own = getattr(steerer, "steps", 1)
+    if isinstance(own, AdaptiveSteps):  # the adaptive solver saves n_steps + 1 equal times
+        n = own.initial_steps if n_steps is None else check_positive_int(n_steps, "n_steps")
+        return solver, dataclasses.replace(own, initial_steps=n), n
     if n_steps is not None:
-        return solver, check_positive_int(n_steps, "n_steps")
-    own = getattr(steerer, "n_steps", 1)
-    return solver, own if isinstance(own, int) and own > 1 else _DEFAULT_STEPS
+        n = check_positive_int(n_steps, "n_steps")
+    else:
+        n = own if steerer.kind == "flow" and isinstance(own, int) and own > 1 else _DEFAULT_STEPS
+    return solver, n, n
 
 
 def _sphere_linearised_field(y0: Tensor, v0: Tensor, unit: bool) -> Callable[[Tensor], Tensor]:

@@ -12,8 +12,8 @@ Example:
     >>> from lens_odesteer.analysis.trajectories import trajectory_frame
     >>> g = torch.Generator().manual_seed(0)
     >>> pos, neg = torch.randn(40, 6, generator=g) + 1, torch.randn(40, 6, generator=g) - 1
-    >>> ode = lo.ODESteer(n_components=256).fit(pos, neg)
-    >>> step = lo.StepODESteer(n_components=256).fit(pos, neg)
+    >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
+    >>> step = lo.StepODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     >>> frame = trajectory_frame({"ODESteer": ode, "StepODESteer": step}, neg[:3], T=2.0,
     ...                          view=fit_projection(pos, neg))
     >>> frame.groupby("method")["step"].max().to_dict()
@@ -35,7 +35,7 @@ from lens_odesteer._validation import as_float_acts, check_finite_float
 from lens_odesteer.analysis.projection import Projection
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.flows import Trajectory
-from lens_odesteer.steerers.base import AbstractSteerer, _OneStepSteerer, straight_trajectory
+from lens_odesteer.steerers.base import AbstractSteerer, straight_trajectory
 
 #: Saved points of a one-step path when no reference step count applies.
 DEFAULT_N_SAVE = 11
@@ -43,7 +43,7 @@ DEFAULT_N_SAVE = 11
 
 def is_one_step(steerer: AbstractSteerer) -> bool:
     """True for methods whose path is one straight step (CAA, ITI, StepODESteer, LinAcT, ...)."""
-    return isinstance(steerer, _OneStepSteerer) or getattr(steerer, "n_steps", None) == 1
+    return steerer.kind == "one_step"
 
 
 def _check_methods(methods: Mapping[str, AbstractSteerer]) -> dict[str, AbstractSteerer]:
@@ -109,13 +109,13 @@ def method_paths(
 ) -> dict[str, Trajectory]:
     """Integrate every method from ``acts``; one-step paths get ``n_save`` points.
 
-    ``n_save`` defaults to one more than the largest ``n_steps`` among the fixed-step methods
+    ``n_save`` defaults to one more than the largest ``steps`` among the fixed-step methods
     (so one-step markers line up with ODE steps), or 11.
     """
     checked = _check_methods(methods)
     Ts = strengths(checked, T)
     if n_save is None:
-        counts = [getattr(s, "n_steps", None) for s in checked.values() if not is_one_step(s)]
+        counts = [getattr(s, "steps", None) for s in checked.values() if not is_one_step(s)]
         steps = [c for c in counts if isinstance(c, int)]
         n_save = max(steps) + 1 if steps else DEFAULT_N_SAVE
     paths = {}
@@ -173,7 +173,7 @@ def trajectory_frame(
         ys = traj.ys  # [k, batch, d]
         k, batch = ys.shape[0], ys.shape[1]
         with torch.inference_mode():
-            h = checked[ref].barrier(ys).double()
+            h = checked[ref].barrier_value(ys).double()
         steps = (ys[1:] - ys[:-1]).norm(dim=-1).double()
         travelled = torch.cat([torch.zeros(1, batch, dtype=torch.float64), steps.cumsum(0)])
         ts = traj.ts.double()

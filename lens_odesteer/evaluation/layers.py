@@ -30,7 +30,7 @@ from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.tasks import make_task
 from lens_odesteer.evaluation.tasks.base import Task
 from lens_odesteer.models.names import HookedModel, model_n_layers, resid_post
-from lens_odesteer.steerers import CAA, ITI, ODESteer
+from lens_odesteer.steerers import CAA, ITI, ODESteer, sketch_barrier
 
 __all__ = ["auc", "barrier_layer_sweep", "steered_layer_sweep"]
 
@@ -97,13 +97,13 @@ def barrier_layer_sweep(
         test = torch.cat([p_test, n_test])
         labels = np.r_[np.ones(len(p_test)), np.zeros(len(n_test))]
         barriers = {
-            "ODESteer (kernel)": ODESteer(n_components=n_components),
+            "ODESteer (kernel)": ODESteer(sketch_barrier(n_components=n_components)),
             "ITI (linear probe)": ITI(),
             "CAA (mean difference)": CAA(),
         }
         for name, steerer in barriers.items():
             steerer.fit(p_fit, n_fit)
-            h = steerer.barrier(test).double().numpy()
+            h = steerer.barrier_value(test).double().numpy()
             rows.append(
                 {
                     "layer": layer,

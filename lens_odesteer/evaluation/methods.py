@@ -12,8 +12,8 @@ its linearisation, if the data supports one. Fit them (and every other method) w
 :data:`ONE_STEP` lists the one-step baselines that ODESteer's headline comparison is against.
 
 Example:
-    >>> make_steerer("ODESteer-margin").margin
-    0.0
+    >>> make_steerer("ODESteer-margin").stop
+    BarrierMargin(margin=0.0)
     >>> make_steerer("none") is None
     True
 """
@@ -32,6 +32,7 @@ from lens_odesteer.steerers import (
     CAA,
     ITI,
     AbstractSteerer,
+    BarrierMargin,
     LinAcT,
     MiMiC,
     ODESteer,
@@ -65,7 +66,7 @@ _FACTORIES: dict[str, Callable[[], AbstractSteerer] | None] = {
     "ODESteer": ODESteer,
     "RFFODESteer": RFFODESteer,
     "ValueSteer": ValueSteer,
-    "ODESteer-margin": lambda: ODESteer(margin=0.0),
+    "ODESteer-margin": lambda: ODESteer(stop=BarrierMargin(0.0)),
     "ODESteer-searched": None,
     "ODESteer-bent": None,
 }
@@ -73,13 +74,16 @@ _FACTORIES: dict[str, Callable[[], AbstractSteerer] | None] = {
 #: Every method name, in reporting order.
 ALL_METHODS: tuple[str, ...] = tuple(_FACTORIES)
 
-#: One-step baselines (one explicit step ``a + T v(a)``), the comparison set for ODESteer.
-ONE_STEP: tuple[str, ...] = ("CAA", "ITI", "RepE", "LinAcT", "MiMiC", "StepODESteer")
+_BUILT = {name: f() for name, f in _FACTORIES.items() if f is not None}
+
+#: One-step baselines (one explicit step ``a + T v(a)``, ``kind == "one_step"``), the comparison
+#: set for ODESteer.
+ONE_STEP: tuple[str, ...] = tuple(n for n, s in _BUILT.items() if s.kind == "one_step")
 
 #: Largest strength a method accepts in strength searches (None: unbounded). LinAcT and MiMiC
 #: interpolate from the identity (0) to their full transport map (1). Steerers with a margin are
 #: capped at the mean residual norm by the runner.
-MAX_T: dict[str, float | None] = {"LinAcT": 1.0, "MiMiC": 1.0}
+MAX_T: dict[str, float | None] = {n: s.max_T for n, s in _BUILT.items() if s.max_T is not None}
 
 
 def make_steerer(name: str) -> AbstractSteerer | None:

@@ -12,7 +12,6 @@ Strengths are matched: ODESteer and StepODESteer integrate for the same arc leng
 from __future__ import annotations
 
 import html
-import inspect
 import json
 import time
 import warnings
@@ -74,9 +73,10 @@ def default_methods(
     """ODESteer, StepODESteer (same barrier settings) and CAA at displacement-matched strengths."""
     ode = ode if ode is not None else ODESteer().fit(pos_acts, neg_acts)
     ode._check_is_fitted()
-    # The same barrier settings (and seed), so the one-step ablation has the identical barrier.
-    accepted = inspect.signature(StepODESteer).parameters
-    step = StepODESteer(**{k: v for k, v in ode.get_params().items() if k in accepted})
+    # The same barrier template (and seed), so the one-step ablation has the identical barrier.
+    step = StepODESteer(
+        ode.barrier, stop=ode.stop, normalize=ode.normalize, min_grad_norm=ode.min_grad_norm
+    )
     step.fit(pos_acts, neg_acts)
     caa = CAA().fit(pos_acts, neg_acts)
     gap = float(caa.direction_.norm())

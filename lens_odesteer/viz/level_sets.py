@@ -8,7 +8,7 @@ Example:
     >>> from lens_odesteer.viz.level_sets import level_set_figure
     >>> g = torch.Generator().manual_seed(0)
     >>> pos, neg = torch.randn(30, 5, generator=g) + 1, torch.randn(30, 5, generator=g) - 1
-    >>> ode = lo.ODESteer(n_components=256).fit(pos, neg)
+    >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     >>> view = fit_projection(pos, neg)
     >>> paths = trajectory_frame({"ODESteer": ode}, neg[:2], T=2.0, view=view)
     >>> grid = barrier_grid(ode, view, points=torch.cat([pos, neg]), resolution=10)

@@ -7,7 +7,7 @@ Example:
     >>> model = lo.tiny_bridge()
     >>> hook = "blocks.1.hook_resid_post"
     >>> acts = lo.collect_activations(model, ["ab", "cd", "ef", "gh"], hook, progress=False)
-    >>> ode = lo.ODESteer(n_components=128).fit(acts[:2], acts[2:])
+    >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=128)).fit(acts[:2], acts[2:])
     >>> caa = lo.CAA().fit(acts[:2], acts[2:])
     >>> res = step_logits(model, "abc", hook, {"ODESteer": ode, "CAA": caa}, 1.0, targets=["a"])
     >>> [t.type for t in logit_heatmap(res).data]

@@ -6,7 +6,7 @@ Example:
     >>> from lens_odesteer.viz.trajectories import trajectory_profile_figure
     >>> g = torch.Generator().manual_seed(0)
     >>> pos, neg = torch.randn(30, 5, generator=g) + 1, torch.randn(30, 5, generator=g) - 1
-    >>> ode = lo.ODESteer(n_components=256).fit(pos, neg)
+    >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     >>> caa = lo.CAA().fit(pos, neg)
     >>> T = {"ODESteer": 2.0, "CAA": 1.0}
     >>> frame = trajectory_frame({"ODESteer": ode, "CAA": caa}, neg[:3], T)

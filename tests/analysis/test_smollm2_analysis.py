@@ -95,7 +95,7 @@ def test_level_sets_on_smollm2(setup: dict, paths) -> None:
     assert grid["h"].min() < 0 < grid["h"].max()  # the boundary h = 0 crosses the slice
     sample = grid.sample(5, random_state=0)
     lifted = view.lift(torch.tensor(sample[["x", "y"]].to_numpy(), dtype=torch.float32))
-    assert np.allclose(sample["h"], ode.barrier(lifted).double().numpy(), atol=1e-5)
+    assert np.allclose(sample["h"], ode.barrier_value(lifted).double().numpy(), atol=1e-5)
     # h grows along the mean-difference axis of this slice (the classes separate along it).
     by_x = grid.groupby("x")["h"].mean()
     assert by_x.iloc[-1] > by_x.iloc[0]

@@ -83,9 +83,9 @@ def test_grid_values_are_the_barrier_of_the_lifted_points() -> None:
     assert len(grid) == 25 and grid.attrs["slice"].startswith("plane through a chosen activation")
     centre = grid.iloc[12]  # odd resolution: the middle grid point is the origin itself
     assert abs(centre.x - float(c[0])) < 1e-12 and abs(centre.y - float(c[1])) < 1e-12
-    assert abs(centre.h - float(ode.barrier(origin))) < 1e-9
+    assert abs(centre.h - float(ode.barrier_value(origin))) < 1e-9
     pts = torch.tensor(grid[["x", "y"]].to_numpy())
-    expected = ode.barrier(view.lift(pts, origin))
+    expected = ode.barrier_value(view.lift(pts, origin))
     assert np.allclose(grid["h"], expected.numpy(), atol=1e-9)
     assert np.allclose(grid["p_positive"], 1 / (1 + np.exp(-grid["h"])), atol=1e-12)
 

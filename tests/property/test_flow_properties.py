@@ -111,12 +111,12 @@ def test_early_stopping_leaves_rows_above_margin_unchanged(d, seed, T, margin) -
     acts = torch.cat([pos, neg])
     for solver in ("euler", "rk4", "dopri5"):
         s = lo.ODESteer(n_components=128, gamma=1.0, margin=margin, solver=solver).fit(pos, neg)
-        h0 = s.barrier(acts)
+        h0 = s.barrier_value(acts)
         out = s.steer(acts, T)
         safe = h0 >= margin
         assert torch.equal(out[safe], acts[safe])
         free = lo.ODESteer(n_components=128, gamma=1.0, solver=solver).fit(pos, neg)
-        assert (s.barrier(out[~safe]) <= free.barrier(free.steer(acts[~safe], T)) + 1e-9).all()
+        assert (s.barrier_value(out[~safe]) <= free.barrier_value(free.steer(acts[~safe], T)) + 1e-9).all()
 
 
 @given(d=widths, seed=seeds, T=strengths, cut=st.integers(min_value=1, max_value=47))

@@ -178,7 +178,7 @@ def check_all_methods(
     if v is not None and finite_in:
         check_finite_tensor(f"{name}.vector_field({where})", v, (*lead, s.d_model_))
     if s.has_barrier:
-        h = call(f"{name}.barrier({where})", "barrier", lambda: s.barrier(x))
+        h = call(f"{name}.barrier({where})", "barrier", lambda: s.barrier_value(x))
         if h is not None and finite_in:
             check_finite_tensor(f"{name}.barrier({where})", h, lead)
     tr = call(f"{name}.trajectory({where}, T={T})", "trajectory", lambda: s.trajectory(x, T))

@@ -138,7 +138,7 @@ def test_save_load_reproduces_outputs_bit_for_bit(name, fitted, tmp_path) -> Non
     assert torch.equal(loaded.steer(acts, 1.3), s.steer(acts, 1.3))
     assert torch.equal(loaded.vector_field(acts), s.vector_field(acts))
     if s.has_barrier:
-        assert torch.equal(loaded.barrier(acts), s.barrier(acts))
+        assert torch.equal(loaded.barrier_value(acts), s.barrier_value(acts))
     assert list(tmp_path.iterdir()) == [path], "no temporary files may be left behind"
 
 
@@ -200,7 +200,7 @@ def test_steerers_improve_their_barrier_on_negatives(fitted) -> None:
     for name, s in fitted.items():
         if not s.has_barrier or name == "MiMiC":
             continue
-        before, after = s.barrier(neg), s.barrier(s.steer(neg, 0.5))
+        before, after = s.barrier_value(neg), s.barrier_value(s.steer(neg, 0.5))
         assert (after >= before - 1e-5).float().mean() > 0.95, name
 
 

@@ -16,7 +16,7 @@ Example:
     >>> model = lo.tiny_bridge()
     >>> hook = "blocks.1.hook_resid_post"
     >>> acts = lo.collect_activations(model, ["ab", "cd", "ef", "gh"], hook, progress=False)
-    >>> ode = lo.ODESteer(n_components=128).fit(acts[:2], acts[2:])
+    >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=128)).fit(acts[:2], acts[2:])
     >>> res = step_logits(model, "abc", hook, {"ODESteer": ode}, T=1.0, top_k=3)
     >>> float(res.steps.loc[res.steps["step"] == 0, "kl"].abs().max()) < 1e-6
     True
@@ -214,7 +214,7 @@ def step_logits(
         counts = [paths[m].ys.shape[0] for m in labels]
         states = torch.cat([paths[m].ys[:, 0].float().cpu() for m in labels])
         ref_steerer = checked[ref]
-        h_all = ref_steerer.barrier(states.to(ref_steerer.dtype_)).double()
+        h_all = ref_steerer.barrier_value(states.to(ref_steerer.dtype_)).double()
         logits, logprobs = _patched_logprobs(model, tokens, hook, pos, states, batch_size)
     probs = logprobs.exp()
     kl = (probs * (logprobs - base_lp)).sum(-1)
