@@ -2,8 +2,21 @@
 
 Functions here return tidy pandas DataFrames (or small dataclasses); nothing imports plotly.
 The plotting layer is :mod:`lens_odesteer.viz`.
+
+Two kinds of analysis, kept apart so a reader can tell them by their module:
+
+* **on tensors** (activations already collected, fitted steerers), in the modules of this
+  package: :mod:`~lens_odesteer.analysis.projection`, :mod:`~lens_odesteer.analysis.level_sets`,
+  :mod:`~lens_odesteer.analysis.trajectories`, :mod:`~lens_odesteer.analysis.nonlinearity`,
+  :mod:`~lens_odesteer.analysis.layer_sweep`, :mod:`~lens_odesteer.analysis.barrier_search` and
+  :mod:`~lens_odesteer.analysis.auc`;
+* **running the model**, in :mod:`lens_odesteer.analysis.model_runs`: :func:`step_logits`,
+  :func:`collect_layer_splits`, :func:`field_variation_by_layer`.
+
+Every name below is importable from ``lens_odesteer.analysis`` whichever module holds it.
 """
 
+from lens_odesteer.analysis.auc import binary_auc
 from lens_odesteer.analysis.barrier_search import (
     BarrierCandidate,
     BarrierSearchResult,
@@ -12,15 +25,18 @@ from lens_odesteer.analysis.barrier_search import (
 )
 from lens_odesteer.analysis.layer_sweep import (
     LayerSplit,
-    collect_layer_splits,
-    field_variation_by_layer,
     field_variation_over_splits,
     split_by_group,
 )
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
-from lens_odesteer.analysis.nonlinearity import FieldVariation, binary_auc, field_variation
+from lens_odesteer.analysis.model_runs import (
+    StepLogits,
+    collect_layer_splits,
+    field_variation_by_layer,
+    step_logits,
+)
+from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
 from lens_odesteer.analysis.projection import Projection, fit_projection
-from lens_odesteer.analysis.step_logits import StepLogits, step_logits
 from lens_odesteer.analysis.trajectories import method_paths, trajectory_frame
 
 __all__ = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -25,8 +25,11 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_odesteer._distances import median_pairwise_distance
+from lens_odesteer._splits import paired_groups, split_contrast
 from lens_odesteer._validation import check_choice, check_finite_float, split_fit_args
-from lens_odesteer.analysis.nonlinearity import FieldVariation, binary_auc, field_variation
+from lens_odesteer.analysis.auc import binary_auc
+from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
 from lens_odesteer.barriers import (
     AbstractBarrier,
     KernelLogisticBarrier,
@@ -88,7 +91,8 @@ def default_barrier_grid(
     """
     acts = train_acts.reshape(-1, train_acts.shape[-1])
     m2 = float(acts.norm(dim=-1).median()) ** 2
-    sigma0 = _median_distance(acts, seed) / math.sqrt(2.0)
+    gen = torch.Generator().manual_seed(seed)
+    sigma0 = median_pairwise_distance(acts, generator=gen) / math.sqrt(2.0)
     out = [
         BarrierCandidate("linear", {"normalize": True, "C": c}, LinearBarrier(C=c, normalize=True))
         for c in (0.1, 1.0, 10.0)
@@ -172,6 +176,7 @@ def search_barrier(
     criterion: str = "log_likelihood",
     test_size: float = 0.3,
     seed: int = 0,
+    groups: tuple[Sequence[Hashable], Sequence[Hashable]] | None = None,
     held_out: tuple[Tensor, Tensor] | None = None,
     T: float | None = None,
     solver: str = "euler",
@@ -189,8 +194,14 @@ def search_barrier(
             ``"auc"`` (of ``h``).
 
     Other arguments:
-        test_size, seed: a stratified random split of each class, drawn once. Pass
-            ``held_out=(test_pos, test_neg)`` instead to use your own (e.g. grouped by question).
+        test_size, seed: the held-out split, drawn once by group (no group has rows on both
+            sides; see :mod:`lens_odesteer._splits`).
+        groups: ``(pos_groups, neg_groups)``, one group id per row of each class (e.g. the
+            question of each answer). Default: row ``i`` of ``pos_acts`` and row ``i`` of
+            ``neg_acts`` form one pair, as ``ContrastDataset.positive_texts`` /
+            ``negative_texts`` line up. Pass them when several rows share a source item.
+        held_out: ``(test_pos, test_neg)`` to rank on your own held-out rows instead (then
+            every given row is fitted).
         T: strength of the diagnostics (default as :func:`field_variation`: CAA x1's
             displacement on the held-out rows).
         solver, n_steps: the flow of the returned :class:`~lens_odesteer.ODESteer`.
@@ -220,11 +231,16 @@ def search_barrier(
             )
     pos, neg = split_fit_args(pos_acts, neg_acts)
     if held_out is None:
-        (train_pos, test_pos), (train_neg, test_neg) = (
-            _split(pos, test_size, seed, "pos_acts"),
-            _split(neg, test_size, seed + 1, "neg_acts"),
-        )
+        pos_groups, neg_groups = _check_groups(groups, pos.shape[0], neg.shape[0])
+        rows = split_contrast(pos_groups, neg_groups, test_size, seed)
+        train_pos, test_pos = pos[rows.pos_fit], pos[rows.pos_test]
+        train_neg, test_neg = neg[rows.neg_fit], neg[rows.neg_test]
     else:
+        if groups is not None:
+            raise InvalidParameterError(
+                "Give `groups` (to split the rows here) or `held_out` (your own test rows), "
+                "not both."
+            )
         train_pos, train_neg = pos, neg
         test_pos, test_neg = split_fit_args(*held_out)
         if test_pos.shape[-1] != pos.shape[-1]:
@@ -304,30 +320,24 @@ def search_barrier(
     return BarrierSearchResult(frame, best, steerer, diagnostic, criterion)
 
 
-def _split(acts: Tensor, test_size: float, seed: int, name: str) -> tuple[Tensor, Tensor]:
-    test_size = check_finite_float(test_size, "test_size", minimum=0.0, strict=True)
-    if test_size >= 1.0:
-        raise InvalidParameterError(f"`test_size` must be in (0, 1); got {test_size}.")
-    n = acts.shape[0]
-    n_test = min(max(round(test_size * n), 1), n - 1)
-    if n < 2:
+def _check_groups(
+    groups: tuple[Sequence[Hashable], Sequence[Hashable]] | None, n_pos: int, n_neg: int
+) -> tuple[Sequence[Hashable], Sequence[Hashable]]:
+    if groups is None:
+        return paired_groups(n_pos, n_neg)
+    if len(groups) != 2:
         raise InvalidParameterError(
-            f"`{name}` has {n} row(s); a held-out split needs at least 2 per class."
+            f"`groups` must be a pair (pos_groups, neg_groups); got {len(groups)} entries."
         )
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(acts.device)
-    return acts[perm[n_test:]], acts[perm[:n_test]]
+    pos_groups, neg_groups = groups
+    if len(pos_groups) != n_pos or len(neg_groups) != n_neg:
+        raise ShapeMismatchError(
+            f"`groups` has {len(pos_groups)} positive and {len(neg_groups)} negative ids but "
+            f"there are {n_pos} positive and {n_neg} negative rows; give one id per row."
+        )
+    return pos_groups, neg_groups
 
 
 def _log_likelihood(logit: Tensor, labels: Tensor) -> float:
     signs = labels.to(logit.dtype) * 2 - 1
     return float(-F.softplus(-signs * logit).double().mean())
-
-
-def _median_distance(acts: Tensor, seed: int, max_rows: int = 2000) -> float:
-    x = acts.double()
-    if x.shape[0] > max_rows:
-        x = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:max_rows]]
-    dist = torch.cdist(x, x)
-    iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
-    vals = dist[iu[0], iu[1]]
-    return float(vals.median()) if vals.numel() and float(vals.median()) > 0 else 1.0

@@ -1,13 +1,16 @@
-"""The nonlinearity diagnostic per layer: collect activations once, fit, diagnose held-out rows.
+"""The nonlinearity diagnostic per layer, on activations already collected (no model here).
 
-:func:`field_variation_by_layer` is the one-call version; :func:`collect_layer_splits` and
-:func:`field_variation_over_splits` separate the model pass from the fits, so several steerers
-(or a barrier search) can reuse one collection.
+:func:`split_by_group` splits one activation row per contrast pair into train and held-out rows
+by group; :func:`field_variation_over_splits` fits a steerer on each train split and diagnoses
+its held-out rows. Collecting the activations runs the model and lives in
+:mod:`lens_odesteer.analysis.model_runs.layers` (:func:`collect_layer_splits`, and the one-call
+:func:`field_variation_by_layer`), so several steerers or a barrier search can reuse one
+collection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -15,11 +18,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from lens_odesteer.activations import collect_activations
 from lens_odesteer.analysis.nonlinearity import field_variation
 from lens_odesteer.datasets import ContrastDataset
-from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
-from lens_odesteer.models.names import HookedModel, resid_post
+from lens_odesteer.errors import ShapeMismatchError
 from lens_odesteer.steerers import AbstractSteerer, ODESteer
 
 
@@ -39,48 +40,6 @@ class LayerSplit:
         labels = torch.zeros(acts.shape[0], dtype=torch.bool)
         labels[: self.test_pos.shape[0]] = True
         return acts, labels
-
-
-def collect_layer_splits(
-    model: HookedModel,
-    data: ContrastDataset,
-    layers: Sequence[int],
-    *,
-    test_size: float = 0.3,
-    seed: int = 0,
-    position: str | int = "last",
-    prepend_bos: bool | None = None,
-    batch_size: int = 16,
-) -> dict[int, LayerSplit]:
-    """Collect ``resid_post`` activations of every layer in one pass per text set, split by group.
-
-    The positive and the negative texts each run through the model once, with every requested
-    hook captured in that pass; :func:`split_by_group` then splits the rows as
-    ``data.split(test_size, seed)`` does (all pairs of one group, e.g. one question, on the same
-    side).
-    """
-    if not layers:
-        raise InvalidParameterError("`layers` is empty; give at least one layer index.")
-    hooks = [resid_post(int(layer)) for layer in layers]
-
-    def run(texts: list[str]) -> dict[str, Tensor]:
-        out = collect_activations(
-            model,
-            texts,
-            hooks,
-            position=position,
-            prepend_bos=prepend_bos,
-            batch_size=batch_size,
-            progress=False,
-        )
-        assert isinstance(out, dict)
-        return out
-
-    pos, neg = run(data.positive_texts()), run(data.negative_texts())
-    return {
-        int(layer): split_by_group(data, hook, pos[hook], neg[hook], test_size=test_size, seed=seed)
-        for layer, hook in zip(layers, hooks, strict=True)
-    }
 
 
 def split_by_group(
@@ -139,28 +98,3 @@ def field_variation_over_splits(
         frame.insert(0, "layer", layer)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def field_variation_by_layer(
-    model: HookedModel,
-    data: ContrastDataset,
-    layers: Sequence[int],
-    *,
-    make_steerer: Callable[[], AbstractSteerer] = ODESteer,
-    T: float | None = None,
-    test_size: float = 0.3,
-    seed: int = 0,
-    batch_size: int = 16,
-) -> pd.DataFrame:
-    """Collect activations at ``resid_post`` of each layer, fit a steerer, run the diagnostic.
-
-    Long-form result: ``layer, hook_name, steerer, T, solver, n_steps, n_rows, metric, value``
-    (metrics as :meth:`FieldVariation.to_frame`); plot it with
-    :func:`lens_odesteer.viz.nonlinearity.plot_field_variation_by_layer`. For several steerers
-    or a barrier search on the same activations, call :func:`collect_layer_splits` once and
-    :func:`field_variation_over_splits` per steerer.
-    """
-    splits = collect_layer_splits(
-        model, data, layers, test_size=test_size, seed=seed, batch_size=batch_size
-    )
-    return field_variation_over_splits(splits, make_steerer=make_steerer, T=T)

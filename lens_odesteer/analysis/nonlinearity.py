@@ -37,6 +37,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from lens_odesteer._validation import as_float_acts, check_finite_float, check_positive_int
+from lens_odesteer.analysis.auc import binary_auc, has_both_classes
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.flows import AdaptiveSteps, SaveAt, get_solver, integrate
 from lens_odesteer.steerers import AbstractSteerer
@@ -61,7 +62,8 @@ class FieldVariation:
         pairwise_cosines: those cosines, all pairs or a random sample of ``max_pairs``.
         rows: one row per activation: ``row, norm, speed, cos_to_mean, turn_deg,
             turn_total_deg, arc_deg, displacement, gap, bend, h, label``.
-        accuracy, auc: of the barrier's sign / value against the labels (None without labels).
+        accuracy, auc: of the barrier's sign / value against the labels (None without labels;
+            ``auc`` is also None when the labels hold one class).
     """
 
     steerer: str
@@ -245,7 +247,7 @@ def field_variation(
     accuracy = auc = None
     if lab is not None:
         accuracy = float(((h >= 0) == lab).double().mean())
-        auc = binary_auc(h, lab)
+        auc = binary_auc(h, lab) if has_both_classes(lab) else None
     rows = pd.DataFrame(
         {
             "row": np.arange(y0.shape[0]),
@@ -274,29 +276,6 @@ def field_variation(
         accuracy=accuracy,
         auc=auc,
     )
-
-
-def binary_auc(scores: Float[Tensor, " n"], labels: Tensor) -> float | None:
-    """Area under the ROC curve of ``scores`` for boolean ``labels`` (ties count one half).
-
-    Computed from the Mann-Whitney rank sum with average ranks for ties; None when ``labels``
-    holds one class only.
-
-    Example:
-        >>> import torch
-        >>> binary_auc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]).bool())
-        0.75
-    """
-    s = scores.detach().double().cpu().numpy().reshape(-1)
-    y = labels.detach().cpu().numpy().reshape(-1).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    average_rank = ends - (counts - 1) / 2.0  # 1-based mean rank of each tied block
-    ranks = average_rank[inverse]
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 # --------------------------------------------------------------------------- helpers

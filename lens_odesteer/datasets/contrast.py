@@ -15,13 +15,13 @@ Nothing here imports ``transformers`` or ``transformer_lens``; tokenizers are du
 
 from __future__ import annotations
 
-import random
 import string
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, overload, runtime_checkable
 
+from lens_odesteer._splits import fold_groups, split_groups
 from lens_odesteer.errors import InvalidParameterError
 
 __all__ = [
@@ -385,11 +385,6 @@ class ContrastDataset(Sequence[ContrastPair]):
 
     # ----------------------------------------------------------------- splits
 
-    def _group_order(self, seed: int) -> list[str]:
-        unique = list(dict.fromkeys(self.groups))  # first-seen order, deterministic
-        random.Random(seed).shuffle(unique)
-        return unique
-
     def split(
         self, test_size: float | int = 0.2, seed: int = 0
     ) -> tuple[ContrastDataset, ContrastDataset]:
@@ -397,7 +392,8 @@ class ContrastDataset(Sequence[ContrastPair]):
 
         Groups (see :attr:`groups`) are shuffled with ``random.Random(seed)`` and the first
         ones go to the test set, so all pairs of one source item (e.g. one question) land on
-        the same side. Pair order inside each part follows the original order.
+        the same side. Pair order inside each part follows the original order. The split is
+        :func:`lens_odesteer._splits.split_groups`, the one used everywhere in the library.
 
         Args:
             test_size: a fraction in ``(0, 1)`` of the groups, or an ``int`` number of groups.
@@ -407,33 +403,8 @@ class ContrastDataset(Sequence[ContrastPair]):
         Raises:
             InvalidParameterError: for fewer than two groups or a ``test_size`` out of range.
         """
-        n = self.n_groups
-        if n < 2:
-            raise InvalidParameterError(
-                f"Cannot split dataset {self.name!r}: it has {n} group(s); need at least 2."
-            )
-        if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
-            raise InvalidParameterError(
-                f"`test_size` must be a float in (0, 1) or an int; got {test_size!r}."
-            )
-        if isinstance(test_size, int):
-            if not 1 <= test_size <= n - 1:
-                raise InvalidParameterError(
-                    f"`test_size`={test_size} groups is out of range; dataset {self.name!r} has "
-                    f"{n} groups, so use 1..{n - 1}."
-                )
-            n_test = test_size
-        else:
-            if not 0.0 < test_size < 1.0:
-                raise InvalidParameterError(
-                    f"`test_size` must be a fraction strictly between 0 and 1; got {test_size}."
-                )
-            n_test = min(max(round(test_size * n), 1), n - 1)
-        test_groups = set(self._group_order(seed)[:n_test])
-        groups = self.groups
-        train = [p for p, g in zip(self.pairs, groups, strict=True) if g not in test_groups]
-        test = [p for p, g in zip(self.pairs, groups, strict=True) if g in test_groups]
-        return self._with_pairs(train), self._with_pairs(test)
+        train, test = split_groups(self.groups, test_size, seed, what=f"dataset {self.name!r}")
+        return self._take(train), self._take(test)
 
     def folds(
         self, n_folds: int = 2, seed: int = 0
@@ -444,20 +415,11 @@ class ContrastDataset(Sequence[ContrastPair]):
         one group); fold ``k`` is the test part of the ``k``-th tuple. With ``n_folds=2`` this is
         the 2-fold split by question used for TruthfulQA.
         """
-        if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
-            raise InvalidParameterError(f"`n_folds` must be an int >= 2; got {n_folds!r}.")
-        if n_folds > self.n_groups:
-            raise InvalidParameterError(
-                f"`n_folds`={n_folds} exceeds the {self.n_groups} groups of dataset {self.name!r}."
-            )
-        fold_of = {g: i % n_folds for i, g in enumerate(self._group_order(seed))}
-        groups = self.groups
-        out = []
-        for k in range(n_folds):
-            train = [p for p, g in zip(self.pairs, groups, strict=True) if fold_of[g] != k]
-            test = [p for p, g in zip(self.pairs, groups, strict=True) if fold_of[g] == k]
-            out.append((self._with_pairs(train), self._with_pairs(test)))
-        return out
+        folds = fold_groups(self.groups, n_folds, seed, what=f"dataset {self.name!r}")
+        return [(self._take(train), self._take(test)) for train, test in folds]
+
+    def _take(self, rows: list[int]) -> ContrastDataset:
+        return self._with_pairs(self.pairs[i] for i in rows)
 
     # ----------------------------------------------------------------- chat
 

@@ -2,57 +2,81 @@
 steered sweep over layers.
 
 :func:`barrier_layer_sweep` collects the contrast activations of a task's first split at every
-requested layer in one pass, splits them (seeded) into fit and held-out halves, and fits three
+requested layer in one pass, splits them (seeded) into fit and held-out parts by group (all
+texts of one TruthfulQA question, or of one contrast pair, on the same side), and fits three
 barriers per layer: ODESteer's kernel barrier, ITI's linear probe and CAA's mean difference. The
 held-out accuracy of ``sign(h)`` and the AUC of ``h`` say where the concept is linearly (or
 kernel-) readable. :func:`steered_layer_sweep` runs :func:`~lens_odesteer.evaluation.evaluate`
 at a few layers (displacement-matched strength, small sizes) for a few methods.
-
-Example:
-    >>> import numpy as np
-    >>> auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
-    0.75
 """
 
 from __future__ import annotations
 
 import os
-import random
-from collections.abc import Sequence
+import warnings
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from lens_odesteer._splits import ContrastSplit, split_contrast, subsample_groups
 from lens_odesteer.activations import collect_activations
+from lens_odesteer.analysis.auc import binary_auc
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.tasks import make_task
-from lens_odesteer.evaluation.tasks.base import Task
+from lens_odesteer.evaluation.tasks.base import Split, Task
 from lens_odesteer.models.names import HookedModel, model_n_layers, resid_post
 from lens_odesteer.steerers import CAA, ITI, ODESteer, sketch_barrier
 
-__all__ = ["auc", "barrier_layer_sweep", "steered_layer_sweep"]
+__all__ = [
+    "GroupedTexts",
+    "barrier_layer_sweep",
+    "grouped_fit_test",
+    "steered_layer_sweep",
+]
 
 
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for binary ``labels`` (ties count half)."""
-    scores = np.asarray(scores, dtype=float)
-    labels = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise InvalidParameterError("AUC needs at least one positive and one negative label.")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):  # average ranks over ties
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+@dataclass(frozen=True)
+class GroupedTexts:
+    """The fit texts of a split, subsampled and split into fit/test rows by group.
+
+    ``parts`` indexes ``pos_texts`` / ``neg_texts`` (and their ``*_groups``).
+    """
+
+    pos_texts: list[str]
+    neg_texts: list[str]
+    pos_groups: list[Hashable]
+    neg_groups: list[Hashable]
+    parts: ContrastSplit
+
+
+def grouped_fit_test(
+    split: Split, *, test_size: float = 0.3, max_texts: int | None = 600, seed: int = 0
+) -> GroupedTexts:
+    """Subsample whole groups of ``split``'s fit texts (at most ``max_texts`` texts), then split
+    them into fit and test rows by group (:func:`lens_odesteer._splits.split_contrast`).
+
+    The groups are :meth:`Split.row_groups` (the question for TruthfulQA), so no group has a
+    text on both sides.
+    """
+    pos_groups, neg_groups = split.row_groups()
+    pos_rows, neg_rows = list(range(len(pos_groups))), list(range(len(neg_groups)))
+    if max_texts is not None:
+        keep = subsample_groups([*pos_groups, *neg_groups], max_texts, seed)
+        pos_rows = [i for i in keep if i < len(pos_groups)]
+        neg_rows = [i - len(pos_groups) for i in keep if i >= len(pos_groups)]
+    kept_pos = [pos_groups[i] for i in pos_rows]
+    kept_neg = [neg_groups[i] for i in neg_rows]
+    return GroupedTexts(
+        pos_texts=[split.pos_texts[i] for i in pos_rows],
+        neg_texts=[split.neg_texts[i] for i in neg_rows],
+        pos_groups=kept_pos,
+        neg_groups=kept_neg,
+        parts=split_contrast(kept_pos, kept_neg, test_size, seed),
+    )
 
 
 def barrier_layer_sweep(
@@ -67,6 +91,10 @@ def barrier_layer_sweep(
 ) -> pd.DataFrame:
     """Held-out accuracy and AUC of three barriers per layer; one row per (layer, barrier).
 
+    The fit texts of the task's first split are subsampled (``max_texts``) and split into fit
+    and test parts by group (:meth:`~lens_odesteer.evaluation.tasks.base.Split.row_groups`:
+    the question for TruthfulQA), so no question is both fitted and tested.
+
     Columns: ``layer, barrier, accuracy, auc, n_fit, n_test, mean_norm``.
     """
     task_obj = task if isinstance(task, Task) else make_task(task, seed=seed)
@@ -74,28 +102,21 @@ def barrier_layer_sweep(
     layers = list(range(0, n_layers, 3)) if layers is None else list(layers)
     if not layers or any(not 0 <= layer < n_layers for layer in layers):
         raise InvalidParameterError(f"`layers` must be in [0, {n_layers}); got {layers!r}.")
-    split = task_obj.splits()[0]
-    pos_texts, neg_texts = list(split.pos_texts), list(split.neg_texts)
-    rng = random.Random(seed)
-    if max_texts is not None:
-        rng.shuffle(pos_texts)
-        rng.shuffle(neg_texts)
-        pos_texts, neg_texts = pos_texts[: max_texts // 2], neg_texts[: max_texts // 2]
+    data = grouped_fit_test(
+        task_obj.splits()[0], test_size=test_size, max_texts=max_texts, seed=seed
+    )
     hooks = [resid_post(layer) for layer in layers]
-    pos = collect_activations(model, pos_texts, hooks, progress=False)
-    neg = collect_activations(model, neg_texts, hooks, progress=False)
+    pos = collect_activations(model, data.pos_texts, hooks, progress=False)
+    neg = collect_activations(model, data.neg_texts, hooks, progress=False)
     assert isinstance(pos, dict) and isinstance(neg, dict)
-    gen = torch.Generator().manual_seed(seed)
-    perm_p = torch.randperm(len(pos_texts), generator=gen)
-    perm_n = torch.randperm(len(neg_texts), generator=gen)
-    cut_p = round(len(pos_texts) * (1 - test_size))
-    cut_n = round(len(neg_texts) * (1 - test_size))
+    parts = data.parts
     rows: list[dict[str, Any]] = []
     for layer, hook in zip(layers, hooks, strict=True):
-        p, n = pos[hook][perm_p], neg[hook][perm_n]
-        p_fit, p_test, n_fit, n_test = p[:cut_p], p[cut_p:], n[:cut_n], n[cut_n:]
+        p, n = pos[hook], neg[hook]
+        p_fit, p_test = p[parts.pos_fit], p[parts.pos_test]
+        n_fit, n_test = n[parts.neg_fit], n[parts.neg_test]
         test = torch.cat([p_test, n_test])
-        labels = np.r_[np.ones(len(p_test)), np.zeros(len(n_test))]
+        labels = np.r_[np.ones(len(p_test), dtype=bool), np.zeros(len(n_test), dtype=bool)]
         barriers = {
             "ODESteer (kernel)": ODESteer(sketch_barrier(n_components=n_components)),
             "ITI (linear probe)": ITI(),
@@ -108,8 +129,8 @@ def barrier_layer_sweep(
                 {
                     "layer": layer,
                     "barrier": name,
-                    "accuracy": float(((h >= 0) == labels.astype(bool)).mean()),
-                    "auc": auc(h, labels),
+                    "accuracy": float(((h >= 0) == labels).mean()),
+                    "auc": binary_auc(h, labels),
                     "n_fit": int(len(p_fit) + len(n_fit)),
                     "n_test": len(test),
                     "mean_norm": float(torch.cat([p, n]).norm(dim=-1).mean()),
@@ -159,3 +180,15 @@ def steered_layer_sweep(
         part.attrs = {}  # the summary carries frames in attrs; concat compares attrs
         frames.append(part.assign(layer=layer))
     return pd.concat(frames, ignore_index=True)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "auc":
+        warnings.warn(
+            "`lens_odesteer.evaluation.layers.auc` is deprecated; use "
+            "`lens_odesteer.analysis.binary_auc` (the one AUC of the library).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return binary_auc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

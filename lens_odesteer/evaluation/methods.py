@@ -4,7 +4,7 @@
 stopping (``margin=0``: a row stops as soon as ``h >= 0``, rows already there are untouched).
 Two methods choose their barrier on the fit activations with
 :func:`~lens_odesteer.analysis.barrier_search.search_barrier` (28 candidates, 30% of the fit
-rows held out, then refitted on all of them): ``"ODESteer-searched"`` takes the barrier with the
+groups held out, then refitted on all rows): ``"ODESteer-searched"`` takes the barrier with the
 best held-out log-likelihood, ``"ODESteer-bent"`` the best one whose flow bends by at least 1% of
 the displacement (median over the held-out rows), i.e. a barrier for which the ODE differs from
 its linearisation, if the data supports one. Fit them (and every other method) with
@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from jaxtyping import Float
 from torch import Tensor
@@ -111,12 +111,16 @@ def fit_method(
     neg_acts: Float[Tensor, "n_neg d_model"],
     *,
     seed: int = 0,
+    groups: tuple[Sequence[Hashable], Sequence[Hashable]] | None = None,
 ) -> tuple[AbstractSteerer, dict[str, object]]:
     """Fit method ``name`` on the two classes; return the steerer and facts about the fit.
 
     For the searched methods the facts are the chosen barrier (``barrier``), its held-out
     AUC/log-likelihood next to the best linear probe's, and the median bend and gap of its flow
-    on the held-out rows; for the others the dict is empty.
+    on the held-out rows; for the others the dict is empty. The searched methods hold rows out
+    by group: pass ``groups=split.row_groups()`` (one id per row of each class, e.g. the
+    TruthfulQA question) so no question is both fitted and held out; the default pairs row
+    ``i`` of each class. The other methods ignore ``groups``.
 
     Example:
         >>> import torch
@@ -135,7 +139,13 @@ def fit_method(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = search_barrier(
-            pos_acts, neg_acts, seed=seed, refit=True, diagnose_all=True, min_bend=min_bend
+            pos_acts,
+            neg_acts,
+            seed=seed,
+            groups=groups,
+            refit=True,
+            diagnose_all=True,
+            min_bend=min_bend,
         )
     frame = result.frame
     top = frame.loc[frame["best"]].iloc[0]

@@ -14,6 +14,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_odesteer._distances import median_pairwise_distance
 from lens_odesteer._validation import check_finite_float, check_positive_int
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.features.base import AbstractFeatureMap
@@ -24,8 +25,9 @@ class RandomFourierFeatures(AbstractFeatureMap):
 
     Args:
         n_components: number of features ``n``.
-        bandwidth: ``"median"`` (median pairwise distance / sqrt 2, from the fit data) or a
-            positive float ``sigma``.
+        bandwidth: ``"median"`` (median pairwise distance / sqrt 2, from the fit data, by
+            :func:`lens_odesteer._distances.median_pairwise_distance`, which gives 1 for
+            identical rows) or a positive float ``sigma``.
         normalize: map ``a / |a|`` instead of ``a`` (off in ODESteer's ablation).
         seed: seed of ``W``, ``b`` and of the subsample used for the median.
         max_median_samples: rows used to estimate the median distance.
@@ -78,9 +80,9 @@ class RandomFourierFeatures(AbstractFeatureMap):
                 raise InvalidParameterError(
                     f"`bandwidth` must be 'median' or a positive number; got {self.bandwidth!r}."
                 )
-            sigma = _median_distance(x, self.max_median_samples, gen) / math.sqrt(2.0)
-            if not sigma > 0:
-                sigma = 1.0  # all fit rows identical: any bandwidth gives the same (flat) fit
+            # 1.0 when the fit rows are not apart (any bandwidth gives the same flat fit).
+            distance = median_pairwise_distance(x, max_rows=self.max_median_samples, generator=gen)
+            sigma = distance / math.sqrt(2.0)
         else:
             sigma = check_finite_float(self.bandwidth, "bandwidth", minimum=0.0, strict=True)
         d = int(acts.shape[-1])
@@ -115,13 +117,3 @@ class RandomFourierFeatures(AbstractFeatureMap):
             norm = acts.norm(dim=-1, keepdim=True).clamp_min(self.min_norm)
             g_x = (g_x - (g_x * x).sum(-1, keepdim=True) * x) / norm
         return value, g_x
-
-
-def _median_distance(x: Tensor, max_samples: int, gen: torch.Generator) -> float:
-    n = x.shape[0]
-    if n > max_samples:
-        x = x[torch.randperm(n, generator=gen)[:max_samples]]
-    d = torch.cdist(x.double(), x.double())
-    iu = torch.triu_indices(d.shape[0], d.shape[0], offset=1)
-    vals = d[iu[0], iu[1]]
-    return float(vals.median()) if vals.numel() else 0.0

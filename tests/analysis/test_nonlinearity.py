@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -12,8 +11,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 import lens_odesteer as lo
-from lens_odesteer.analysis.layer_sweep import field_variation_by_layer, split_by_group
-from lens_odesteer.analysis.nonlinearity import FieldVariation, binary_auc, field_variation
+from lens_odesteer.analysis.layer_sweep import split_by_group
+from lens_odesteer.analysis.model_runs.layers import field_variation_by_layer
+from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
 from lens_odesteer.barriers import AbstractBarrier
 
 
@@ -229,15 +229,14 @@ def test_field_variation_rejects_bad_input() -> None:
 # --------------------------------------------------------------------------- AUC
 
 
-def test_binary_auc_equals_pair_counting_with_ties() -> None:
+def test_field_variation_auc_is_none_for_one_class_labels() -> None:
     gen = torch.Generator().manual_seed(0)
-    scores = torch.round(torch.randn(50, generator=gen) * 2) / 2  # many ties
-    labels = torch.rand(50, generator=gen) < 0.4
-    pos, neg = scores[labels].tolist(), scores[~labels].tolist()
-    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p, q in itertools.product(pos, neg))
-    assert binary_auc(scores, labels) == pytest.approx(wins / (len(pos) * len(neg)))
-    assert binary_auc(scores, torch.ones(50, dtype=torch.bool)) is None
-    assert binary_auc(-scores, labels) == pytest.approx(1 - wins / (len(pos) * len(neg)))
+    pos, neg = torch.randn(20, 4, generator=gen) + 1, torch.randn(20, 4, generator=gen) - 1
+    fv = field_variation(
+        lo.CAA().fit(pos, neg), pos, labels=torch.ones(20, dtype=torch.bool), T=1.0
+    )
+    assert fv.auc is None and fv.accuracy is not None
+    assert math.isnan(fv.to_frame().set_index("metric").loc["auc", "value"])
 
 
 # --------------------------------------------------------------------------- per layer

@@ -16,14 +16,15 @@ from __future__ import annotations
 import os
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
 
-from lens_odesteer.errors import FileFormatError, InvalidParameterError
+from lens_odesteer._splits import paired_groups
+from lens_odesteer.errors import FileFormatError, InvalidParameterError, ShapeMismatchError
 from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.models.names import HookedModel
 
@@ -70,6 +71,9 @@ class Split:
         pos_texts, neg_texts: contrast texts for fitting (positive = the desired side).
         val, test: the task's units (questions, prompts, items) for choosing ``T`` and testing.
         ref_prompts: prompts whose last-token activations define displacement and KL scales.
+        pos_groups, neg_groups: the source item of each fit text (e.g. its TruthfulQA
+            question), for held-out splits of the fit texts; None pairs ``pos_texts[i]`` with
+            ``neg_texts[i]`` (see :meth:`row_groups`).
     """
 
     name: str
@@ -79,6 +83,28 @@ class Split:
     test: list[Any]
     ref_prompts: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    pos_groups: list[Hashable] | None = None
+    neg_groups: list[Hashable] | None = None
+
+    def row_groups(self) -> tuple[list[Hashable], list[Hashable]]:
+        """The group id of each positive and each negative fit text.
+
+        Every held-out split of the fit texts keeps a group on one side
+        (:mod:`lens_odesteer._splits`). Without explicit groups, ``pos_texts[i]`` and
+        ``neg_texts[i]`` form pair ``i`` (:func:`~lens_odesteer._splits.paired_groups`).
+
+        Raises:
+            ShapeMismatchError: groups given for a different number of texts.
+        """
+        default_pos, default_neg = paired_groups(len(self.pos_texts), len(self.neg_texts))
+        pos = default_pos if self.pos_groups is None else list(self.pos_groups)
+        neg = default_neg if self.neg_groups is None else list(self.neg_groups)
+        if len(pos) != len(self.pos_texts) or len(neg) != len(self.neg_texts):
+            raise ShapeMismatchError(
+                f"Split {self.name!r} has {len(pos)}/{len(neg)} positive/negative group ids for "
+                f"{len(self.pos_texts)}/{len(self.neg_texts)} texts; give one id per text."
+            )
+        return pos, neg
 
 
 class Task(ABC):

@@ -80,6 +80,8 @@ class Sentiment(Task):
                 name="neutral",
                 pos_texts=data.positive_texts(),
                 neg_texts=data.negative_texts(),
+                pos_groups=list(data.groups),
+                neg_groups=list(data.groups),
                 val=list(enumerate(val)),
                 test=list(enumerate(test)),
                 ref_prompts=val,

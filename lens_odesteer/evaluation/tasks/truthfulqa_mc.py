@@ -197,13 +197,15 @@ class TruthfulQAMC(Task):
             test = sorted(
                 sample_subset(other, self.n_test, self.seed + 200 + k), key=lambda q: q.qid
             )
-            pos, neg = [], []
+            pos, neg, pos_groups, neg_groups = [], [], [], []
             m = self.max_answers_per_side
             for q in fit:
                 good = [a for a, t in q.mc2 if t][:m]
                 bad = [a for a, t in q.mc2 if not t][:m]
                 pos += [f"{q.prompt} {a}" for a in good]
                 neg += [f"{q.prompt} {a}" for a in bad]
+                pos_groups += [q.qid] * len(good)
+                neg_groups += [q.qid] * len(bad)
             out.append(
                 Split(
                     name=f"fold{k}",
@@ -213,6 +215,8 @@ class TruthfulQAMC(Task):
                     test=test,
                     ref_prompts=[q.prompt for q in val],
                     info={"n_fit_questions": len(fit), "n_val": len(val), "n_test": len(test)},
+                    pos_groups=pos_groups,
+                    neg_groups=neg_groups,
                 )
             )
         return out
