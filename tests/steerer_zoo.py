@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import lens_odesteer as lo
+from lens_odesteer.flows import RK4, AdaptiveSteps, Dopri5
 
-ALL_STEERERS: dict[str, Callable[[], lo.AbstractSteerer]] = {
-    "ODESteer": lambda: lo.ODESteer(n_components=256, gamma=1.0),
-    "ODESteer-rk4": lambda: lo.ODESteer(n_components=256, gamma=1.0, solver="rk4", n_steps=4),
-    "ODESteer-dopri5": lambda: lo.ODESteer(n_components=256, gamma=1.0, solver="dopri5"),
-    "StepODESteer": lambda: lo.StepODESteer(n_components=256, gamma=1.0),
+ALL_STEERERS: dict[str, Callable[[], lo.steerers.AbstractSteerer]] = {
+    "ODESteer": lambda: lo.ODESteer(lo.sketch_barrier(n_components=256, gamma=1.0)),
+    "ODESteer-rk4": lambda: lo.ODESteer(
+        lo.sketch_barrier(n_components=256, gamma=1.0), solver=RK4(), steps=4
+    ),
+    "ODESteer-dopri5": lambda: lo.ODESteer(
+        lo.sketch_barrier(n_components=256, gamma=1.0), solver=Dopri5(), steps=AdaptiveSteps()
+    ),
+    "StepODESteer": lambda: lo.StepODESteer(lo.sketch_barrier(n_components=256, gamma=1.0)),
     "RFFODESteer": lambda: lo.RFFODESteer(n_components=128),
     "RFFStepODESteer": lambda: lo.RFFStepODESteer(n_components=128),
-    "ValueSteer": lambda: lo.ValueSteer(hidden=8, value_max_iter=50),
+    "ValueSteer": lambda: lo.ValueSteer(hidden=8, max_iter=50),
     "CAA": lambda: lo.CAA(),
     "ITI": lambda: lo.ITI(),
     "RepE": lambda: lo.RepE(),

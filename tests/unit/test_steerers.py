@@ -45,7 +45,7 @@ def test_fit_returns_self_and_sets_state(name) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_unfitted_steerer_raises_not_fitted(name) -> None:
     s = ALL_STEERERS[name]()
-    with pytest.raises(lo.NotFittedError, match=r"not fitted yet; call `\.fit"):
+    with pytest.raises(lo.errors.NotFittedError, match=r"not fitted yet; call `\.fit"):
         s.steer(torch.zeros(2, 12), 1.0)
 
 
@@ -249,7 +249,7 @@ def test_caa_and_repe_directions() -> None:
     assert abs(float(u.float() @ rep.direction_)) == pytest.approx(1.0, abs=1e-5)
     rnd = lo.RepE().fit(pos[:30], neg)
     assert rnd.direction_.norm() == pytest.approx(1.0, abs=1e-6)
-    with pytest.raises(lo.InvalidParameterError, match="pairing='random'"):
+    with pytest.raises(lo.errors.InvalidParameterError, match="pairing='random'"):
         lo.RepE(pairing="index").fit(pos[:30], neg)
 
 
