@@ -56,6 +56,7 @@ def build_real_cache() -> float:
     if path.exists():
         return 0.0
     import lens_odesteer as lo
+    from lens_odesteer.models.tokens import pad_token_id, pad_tokens, tokenize
 
     start = time.perf_counter()
     model = lo.load_model(progress=False)
@@ -64,16 +65,12 @@ def build_real_cache() -> float:
     offset = 0
     for label, subset in ((True, "toxic"), (False, "nontoxic")):
         texts = _texts(subset)
-        toks = [model.to_tokens(t)[0] for t in texts]
+        toks = [tokenize(model, t) for t in texts]
         order = sorted(range(len(toks)), key=lambda i: len(toks[i]))
         for b in range(0, len(order), BATCH):
             idx = order[b : b + BATCH]
-            width = max(len(toks[i]) for i in idx)
-            tokens = torch.zeros((len(idx), width), dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for j, i in enumerate(idx):
-                tokens[j, width - len(toks[i]) :] = toks[i]
-                mask[j, width - len(toks[i]) :] = 1
+            batch = pad_tokens([toks[i] for i in idx], pad_token_id(model))
+            tokens, mask, width = batch.ids, batch.attention_mask, batch.ids.shape[1]
             store: dict[str, torch.Tensor] = {}
 
             def grab(a: torch.Tensor, hook: object, store: dict = store) -> None:

@@ -15,24 +15,19 @@ import torch
 
 import lens_odesteer as lo
 from benchmarks._timing import compare, machine
+from lens_odesteer.models.tokens import pad_token_id, pad_tokens, tokenize
 
 BATCH = 16
 
 
 def _batches(model: object, texts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    toks = [model.to_tokens(t)[0] for t in texts]  # type: ignore[attr-defined]
+    toks = [tokenize(model, t) for t in texts]
     order = sorted(range(len(toks)), key=lambda i: len(toks[i]))
-    pad_id = getattr(model.tokenizer, "pad_token_id", None) or 0  # type: ignore[attr-defined]
+    pad_id = pad_token_id(model)
     out = []
     for start in range(0, len(order), BATCH):
-        rows = [toks[i] for i in order[start : start + BATCH]]
-        width = max(len(r) for r in rows)
-        tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, r in enumerate(rows):
-            tokens[j, width - len(r) :] = r
-            mask[j, width - len(r) :] = 1
-        out.append((tokens, mask))
+        batch = pad_tokens([toks[i] for i in order[start : start + BATCH]], pad_id)
+        out.append((batch.ids, batch.attention_mask))
     return out
 
 

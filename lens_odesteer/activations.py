@@ -1,15 +1,14 @@
 """Collect one activation vector per text from a TransformerLens model, batched and masked.
 
 Texts are tokenized one by one (exactly as ``model.to_tokens(text)`` would), sorted by length,
-left-padded and run with an attention mask, so a pad token is never attended to and never read:
-each row equals the activation of the text run alone, up to float rounding. The forward stops
-after the last block that holds a requested hook.
+left-padded (:mod:`lens_odesteer.models.tokens`) and run with an attention mask, so a pad token
+is never attended to and never read: each row equals the activation of the text run alone, up
+to float rounding. The forward stops after the last block that holds a requested hook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -22,10 +21,10 @@ from lens_odesteer.errors import HookNameError, InvalidParameterError
 from lens_odesteer.models.names import (
     HookedModel,
     hook_layer,
-    is_bridge,
     model_n_layers,
     validate_hook_name,
 )
+from lens_odesteer.models.tokens import pad_token_id, pad_tokens, padding_side, tokenize
 
 __all__ = ["answer_spans", "collect_activations", "prefix_lengths"]
 
@@ -104,7 +103,9 @@ def collect_activations(
             f"`spans` has {len(spans)} entries but there are {len(texts)} texts; give one "
             "(start, end) pair per text."
         )
-    tokens = [_tokenize(model, text, prepend_bos, i) for i, text in enumerate(texts)]
+    tokens = [
+        tokenize(model, text, prepend_bos=prepend_bos, index=i) for i, text in enumerate(texts)
+    ]
     bos_id = getattr(getattr(model, "tokenizer", None), "bos_token_id", None)
     windows = [
         _window(i, toks, position, None if spans is None else spans[i], include_bos, bos_id)
@@ -114,7 +115,7 @@ def collect_activations(
     order = sorted(range(len(texts)), key=lambda i: len(tokens[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rows: dict[str, list[Tensor | None]] = {name: [None] * len(texts) for name in names}
-    with torch.inference_mode(), _left_padding(model):
+    with torch.inference_mode(), padding_side(model, "left"):
         for batch in tqdm(batches, desc="collect_activations", unit="batch", disable=not progress):
             captured = _run_batch(model, [tokens[i] for i in batch], names, stop_at_layer)
             for name in names:
@@ -154,8 +155,10 @@ def prefix_lengths(
         )
     lengths = []
     for i, (prefix, text) in enumerate(zip(prefixes, texts, strict=True)):
-        head = _tokenize(model, prefix, prepend_bos, i, allow_empty=True)
-        full = _tokenize(model, text, prepend_bos, i)
+        head = tokenize(
+            model, prefix, prepend_bos=prepend_bos, name="prefixes", index=i, allow_empty=True
+        )
+        full = tokenize(model, text, prepend_bos=prepend_bos, index=i)
         n = min(len(head), len(full))
         same = (head[:n] == full[:n]).long()
         lengths.append(int(same.cumprod(0).sum()))
@@ -189,7 +192,7 @@ def answer_spans(
     starts = prefix_lengths(model, prompts, texts, prepend_bos=prepend_bos)
     spans = []
     for i, (text, start) in enumerate(zip(texts, starts, strict=True)):
-        end = len(_tokenize(model, text, prepend_bos, i))
+        end = len(tokenize(model, text, prepend_bos=prepend_bos, index=i))
         if start >= end:
             raise InvalidParameterError(f"`answers[{i}]` adds no tokens to its prompt.")
         spans.append((start, end))
@@ -235,23 +238,6 @@ def _check_position(position: object) -> None:
         raise InvalidParameterError(
             f"Unknown position {position!r}. Expected 'last', 'mean' or an int token index."
         )
-
-
-def _tokenize(
-    model: HookedModel,
-    text: str,
-    prepend_bos: bool | None,
-    index: int,
-    *,
-    allow_empty: bool = False,
-) -> Tensor:
-    toks = model.to_tokens(text, prepend_bos=prepend_bos, move_to_device=False)[0]
-    if len(toks) == 0 and not allow_empty:
-        raise InvalidParameterError(
-            f"`texts[{index}]` ({text!r}) gives no tokens; use a non-empty text or "
-            "prepend_bos=True."
-        )
-    return toks.cpu()
 
 
 def _window(
@@ -302,11 +288,6 @@ def _stop_layer(model: HookedModel, names: list[str]) -> int | None:
     return stop if stop < model_n_layers(model) else None
 
 
-def _pad_id(model: HookedModel) -> int:
-    pad = getattr(getattr(model, "tokenizer", None), "pad_token_id", None)
-    return pad if isinstance(pad, int) else 0
-
-
 def _capture(store: dict[str, Tensor], name: str) -> Callable[..., None]:
     # A factory, so each hook closes over its own name.
     def hook_fn(acts: Tensor, hook: Any) -> None:
@@ -318,12 +299,8 @@ def _capture(store: dict[str, Tensor], name: str) -> Callable[..., None]:
 def _run_batch(
     model: HookedModel, batch: list[Tensor], names: list[str], stop_at_layer: int | None
 ) -> dict[str, Tensor]:
-    width = max(len(t) for t in batch)
-    tokens = torch.full((len(batch), width), _pad_id(model), dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, toks in enumerate(batch):
-        tokens[row, width - len(toks) :] = toks
-        mask[row, width - len(toks) :] = 1
+    padded = pad_tokens(batch, pad_token_id(model))
+    tokens, mask = padded.ids, padded.attention_mask
     device = getattr(model.cfg, "device", None) or "cpu"
     store: dict[str, Tensor] = {}
     with model.hooks(fwd_hooks=[(name, _capture(store, name)) for name in names]):
@@ -346,22 +323,3 @@ def _run_batch(
                 "collect_activations needs [batch, pos, d] hooks such as hook_resid_post."
             )
     return store
-
-
-@contextmanager
-def _left_padding(model: HookedModel) -> Iterator[None]:
-    """Set ``padding_side="left"`` on a classic HookedTransformer's tokenizer for the run.
-
-    TL 2.x only honours an explicit attention mask when its tokenizer pads on the left. The
-    bridge always uses the mask we pass, so it is left alone.
-    """
-    tokenizer = getattr(model, "tokenizer", None)
-    if is_bridge(model) or tokenizer is None:
-        yield
-        return
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        yield
-    finally:
-        tokenizer.padding_side = side

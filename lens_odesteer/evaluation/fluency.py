@@ -18,8 +18,7 @@ made-up 0 or 1: aggregate with ``nanmean`` and report how many rows were defined
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.scoring import check_texts
 from lens_odesteer.hooks import _model
 from lens_odesteer.models.names import HookedModel, is_bridge
+from lens_odesteer.models.tokens import pad_token_id, pad_tokens, padding_side, tokenize
 
 __all__ = [
     "continuation_nll",
@@ -149,7 +149,9 @@ def _continuation_ids(model: HookedModel, item: object, index: int) -> Tensor:
     if isinstance(item, str):
         if not item:
             return torch.zeros(0, dtype=torch.long)
-        return model.to_tokens(item, prepend_bos=False, move_to_device=False)[0].cpu().long()
+        return tokenize(
+            model, item, prepend_bos=False, name="continuations", index=index, allow_empty=True
+        )
     if isinstance(item, Tensor) and item.ndim == 1 and not item.is_floating_point():
         return item.detach().cpu().long()
     raise InvalidParameterError(
@@ -170,26 +172,6 @@ def _check_continuations(continuations: object, n_prompts: int) -> list[str | Te
             "give one continuation per prompt (repeat a prompt for several samples)."
         )
     return list(continuations)
-
-
-@contextmanager
-def _right_padding(model: HookedModel) -> Iterator[None]:
-    """Make a classic HookedTransformer treat the batch as right-padded (no inferred mask).
-
-    TL 2.x infers a left-padding attention mask from the pad id when its tokenizer pads on the
-    left; with right padding and causal attention the real positions never see a pad, so no
-    mask is needed. The bridge gets an explicit mask instead and is left alone.
-    """
-    tok = getattr(model, "tokenizer", None)
-    if is_bridge(model) or tok is None or not hasattr(tok, "padding_side"):
-        yield
-        return
-    side = tok.padding_side
-    tok.padding_side = "right"
-    try:
-        yield
-    finally:
-        tok.padding_side = side
 
 
 def continuation_nll(
@@ -213,7 +195,7 @@ def continuation_nll(
     if not allow_hooks:
         _check_no_hooks(model)
     heads = [
-        _model.tokenize_prompt(model, p, chat=chat, prepend_bos=prepend_bos, index=i)
+        tokenize(model, p, chat=chat, prepend_bos=prepend_bos, name="prompts", index=i)
         for i, p in enumerate(items)
     ]
     tails = [_continuation_ids(model, c, i) for i, c in enumerate(conts)]
@@ -228,17 +210,17 @@ def continuation_nll(
     nll = np.full(len(items), np.nan)
     counts = np.array([len(t) for t in tails], dtype=np.int64)
     todo = sorted((i for i in range(len(items)) if counts[i] > 0), key=lambda i: lengths[i])
-    pad_id = _model.pad_token_id(model)
+    pad_id = pad_token_id(model)
     device = _model.model_device(model)
-    with torch.inference_mode(), _right_padding(model):
+    with torch.inference_mode(), padding_side(model, "right"):
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            width = max(lengths[i] for i in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                ids[row, : lengths[i]] = torch.cat([heads[i], tails[i]])
-                mask[row, : lengths[i]] = 1
+            padded = pad_tokens(
+                [torch.cat([heads[i], tails[i]]) for i in batch], pad_id, side="right"
+            )
+            ids, mask = padded.ids, padded.attention_mask
+            # Right padding under causal attention: real positions never see a pad, so the
+            # classic HookedTransformer needs no mask; the bridge gets it explicitly.
             kwargs = {"attention_mask": mask.to(device)} if is_bridge(model) else {}
             logits = model(ids.to(device), return_type="logits", **kwargs)
             for row, i in enumerate(batch):

@@ -1,7 +1,8 @@
-"""Model loading, tiny test models and hook-name helpers for TransformerLens models.
+"""Model loading, tiny test models, hook-name helpers and tokenization for TransformerLens models.
 
 The hook-name helpers (:mod:`lens_odesteer.models.names`) import nothing heavy; the loaders
-import transformers and TransformerLens on first use of one of their names.
+import transformers and TransformerLens, and the tokenize-and-pad helpers
+(:mod:`lens_odesteer.models.tokens`) torch, on first use of one of their names.
 """
 
 from __future__ import annotations
@@ -34,11 +35,19 @@ if TYPE_CHECKING:
         record_provenance,
     )
     from lens_odesteer.models.tiny import byte_tokenizer, tiny_bridge
+    from lens_odesteer.models.tokens import (
+        PaddedTokens,
+        pad_token_id,
+        pad_tokens,
+        tokenize,
+        tokenize_and_pad,
+    )
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
     "HookedModel",
     "ModelLoadError",
+    "PaddedTokens",
     "apply_kv_cache_patch",
     "attn_out",
     "byte_tokenizer",
@@ -52,10 +61,14 @@ __all__ = [
     "model_d_model",
     "model_n_layers",
     "model_provenance",
+    "pad_token_id",
+    "pad_tokens",
     "record_provenance",
     "resid_post",
     "resid_pre",
     "tiny_bridge",
+    "tokenize",
+    "tokenize_and_pad",
     "validate_hook_name",
 ]
 
@@ -71,6 +84,11 @@ _LAZY = {
     "record_provenance": "loading",
     "byte_tokenizer": "tiny",
     "tiny_bridge": "tiny",
+    "PaddedTokens": "tokens",
+    "pad_token_id": "tokens",
+    "pad_tokens": "tokens",
+    "tokenize": "tokens",
+    "tokenize_and_pad": "tokens",
 }
 
 

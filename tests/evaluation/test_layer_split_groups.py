@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lens_odesteer.errors import FileFormatError
+from lens_odesteer.errors import LensOdesteerError
 from lens_odesteer.evaluation.layers import grouped_fit_test
 from lens_odesteer.evaluation.tasks.base import data_root
 from lens_odesteer.evaluation.tasks.truthfulqa_mc import TruthfulQAMC
@@ -14,7 +14,7 @@ from lens_odesteer.evaluation.tasks.truthfulqa_mc import TruthfulQAMC
 def task() -> TruthfulQAMC:
     try:
         root = data_root()
-    except FileFormatError as exc:
+    except LensOdesteerError as exc:  # no data folder found
         pytest.skip(f"shared data folder absent: {exc}")
     if not (root / "truthfulqa" / "v1" / "mc_task.json").is_file():
         pytest.skip("truthfulqa/v1/mc_task.json is absent from the shared data folder")

@@ -89,7 +89,7 @@ def test_pad_tokens_are_never_read(
 ) -> None:
     results = []
     for pad_id in (2, 0, 100, 258):
-        monkeypatch.setattr(activations_module, "_pad_id", lambda model, pad_id=pad_id: pad_id)
+        monkeypatch.setattr(activations_module, "pad_token_id", lambda model, pad_id=pad_id: pad_id)
         results.append(
             collect_activations(
                 tiny, TEXTS, [HOOK, mlp_out(1)], position="mean", batch_size=6, progress=False

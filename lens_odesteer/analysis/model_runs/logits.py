@@ -1,4 +1,4 @@
-"""What each step of a steering path does to the model's next-token prediction.
+"""What each step of a steering path does to the model's next-token prediction (runs the model).
 
 For one prompt, the activation at a hook and token position is taken from the unsteered forward
 pass; every method integrates its path from it; and every saved state ``a(t_k)`` is patched back
@@ -12,7 +12,7 @@ floating-point noise (a check that the patching is faithful).
 
 Example:
     >>> import torch, lens_odesteer as lo
-    >>> from lens_odesteer.analysis.step_logits import step_logits
+    >>> from lens_odesteer.analysis import step_logits
     >>> model = lo.tiny_bridge()
     >>> hook = "blocks.1.hook_resid_post"
     >>> acts = lo.collect_activations(model, ["ab", "cd", "ef", "gh"], hook, progress=False)
@@ -44,6 +44,7 @@ from lens_odesteer.analysis.trajectories import (
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.hooks._model import hook_device, model_device, model_dtype, tokenizer
 from lens_odesteer.models.names import HookedModel, validate_hook_name
+from lens_odesteer.models.tokens import tokenize
 from lens_odesteer.steerers.base import AbstractSteerer
 
 
@@ -196,8 +197,8 @@ def step_logits(
     candidate_pool = check_positive_int(candidate_pool, "candidate_pool")
     target_ids = _target_ids(model, targets)
 
-    tokens = model.to_tokens(prompt, prepend_bos=prepend_bos, move_to_device=False)
-    tokens = tokens[:1].to(model_device(model))
+    tokens = tokenize(model, prompt, prepend_bos=prepend_bos, name="prompt", index=None)
+    tokens = tokens[None].to(model_device(model))
     pos = _position(int(tokens.shape[1]), position)
     with torch.inference_mode():
         start, base_logit = _unsteered(model, tokens, hook, pos)
