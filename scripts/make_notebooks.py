@@ -97,7 +97,7 @@ TRAJECTORIES = [
     new_code_cell(
         "from lens_odesteer.analysis import fit_projection, barrier_grid, points_frame, "
         "trajectory_frame\n"
-        "from lens_odesteer.viz import level_set_figure, trajectory_profile_figure\n\n"
+        "from lens_odesteer.viz import plot_level_sets, plot_trajectory_profile\n\n"
         "ode = lo.ODESteer().fit(pos, neg)\n"
         "step = lo.StepODESteer().fit(pos, neg)\n"
         "caa = lo.CAA().fit(pos, neg)\n"
@@ -119,14 +119,14 @@ TRAJECTORIES = [
         "grid = barrier_grid(ode, view, points=torch.cat([pos, neg, held_out_neg]), "
         "resolution=60)\n"
         "points = points_frame(view, pos, neg, steerer=ode)\n"
-        "fig = level_set_figure(grid, points, paths)\n"
+        "fig = plot_level_sets(grid, points, paths)\n"
         "fig"
     ),
     new_markdown_cell(
         "The level sets are a slice: `h` is evaluated on the plane through the data mean. "
         "`points['off_plane']` says how far each activation lies from that plane."
     ),
-    new_code_cell("trajectory_profile_figure(paths)"),
+    new_code_cell("plot_trajectory_profile(paths)"),
     new_code_cell(
         "ode_path = paths[paths.method == 'ODESteer'].sort_values(['row', 'step'])\n"
         "assert (ode_path.groupby('row')['h'].diff().dropna() > 0).all()   # h rises each step\n"
@@ -156,7 +156,7 @@ STEP_LOGITS = [
     new_code_cell(SETUP),
     new_code_cell(
         "from lens_odesteer.analysis import step_logits\n"
-        "from lens_odesteer.viz import logit_heatmap, target_logprob_figure\n\n"
+        "from lens_odesteer.viz import plot_logit_heatmap, plot_target_logprob\n\n"
         "ode = lo.ODESteer().fit(pos, neg)\n"
         "step = lo.StepODESteer().fit(pos, neg)\n"
         "caa = lo.CAA().fit(pos, neg)\n"
@@ -170,8 +170,8 @@ STEP_LOGITS = [
         "assert result.steps.loc[result.steps.step == 0, 'kl'].abs().max() < 1e-5\n"
         "result.steps.head(12)"
     ),
-    new_code_cell("logit_heatmap(result)"),
-    new_code_cell("target_logprob_figure(result)"),
+    new_code_cell("plot_logit_heatmap(result)"),
+    new_code_cell("plot_target_logprob(result)"),
     new_code_cell(
         "final = result.tokens[result.tokens.step == result.tokens.step.max()]\n"
         "final.pivot_table(index='token', columns='method', values='delta_logprob')"

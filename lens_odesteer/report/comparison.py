@@ -30,17 +30,17 @@ from lens_odesteer._atomic import atomic_write_text
 from lens_odesteer._validation import as_float_acts, check_finite_float, check_positive_int
 from lens_odesteer._version import __version__
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
+from lens_odesteer.analysis.model_runs.logits import StepLogits, step_logits
 from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation, has_flow_path
 from lens_odesteer.analysis.projection import fit_projection
-from lens_odesteer.analysis.step_logits import StepLogits, step_logits
 from lens_odesteer.analysis.trajectories import trajectory_frame
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.models.names import HookedModel, validate_hook_name
 from lens_odesteer.steerers import CAA, AbstractSteerer, ODESteer, StepODESteer
 from lens_odesteer.viz.export import save_figures, static_export_status
-from lens_odesteer.viz.level_sets import level_set_figure
-from lens_odesteer.viz.step_logits import logit_heatmap, target_logprob_figure
-from lens_odesteer.viz.trajectories import trajectory_profile_figure
+from lens_odesteer.viz.level_sets import plot_level_sets
+from lens_odesteer.viz.step_logits import plot_logit_heatmap, plot_target_logprob
+from lens_odesteer.viz.trajectories import plot_trajectory_profile
 
 
 @dataclass
@@ -279,10 +279,10 @@ def comparison_report(
     gap = _end_gap(paths, ref, one_step[0]) if one_step else None
 
     figures: dict[str, go.Figure] = {
-        "level_sets": level_set_figure(grid, points, paths),
-        "profile": trajectory_profile_figure(paths),
-        "heatmap": logit_heatmap(steps),
-        "targets": target_logprob_figure(steps),
+        "level_sets": plot_level_sets(grid, points, paths),
+        "profile": plot_trajectory_profile(paths),
+        "heatmap": plot_logit_heatmap(steps),
+        "targets": plot_target_logprob(steps),
     }
     figures.update(extra_sections or {})
     frames = {

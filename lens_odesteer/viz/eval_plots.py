@@ -9,7 +9,7 @@ Example:
     ...     "estimate": [0.1, 0.3], "ci_low": [0.0, 0.2], "ci_high": [0.2, 0.4]})
     >>> f = pd.concat([s, s.assign(metric="ppl", estimate=[10.0, 12.0],
     ...     ci_low=[9.0, 11.0], ci_high=[11.0, 13.0])])
-    >>> len(fluency_tradeoff(f, "x").data)
+    >>> len(plot_fluency_tradeoff(f, "x").data)
     2
 """
 
@@ -24,13 +24,14 @@ import plotly.graph_objects as go
 
 from lens_odesteer._atomic import atomic_path
 from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.viz._renamed import module_getattr
 from lens_odesteer.viz.theme import apply_theme, method_colour
 
 __all__ = [
-    "fluency_tradeoff",
-    "layer_sweep_figure",
-    "metric_vs_strength",
-    "paired_forest",
+    "plot_fluency_tradeoff",
+    "plot_layer_sweep",
+    "plot_metric_vs_strength",
+    "plot_paired_forest",
     "write_eval_figures",
 ]
 
@@ -44,13 +45,15 @@ def _need(frame: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
         )
 
 
-def metric_vs_strength(units: pd.DataFrame, metric: str, *, title: str | None = None) -> go.Figure:
+def plot_metric_vs_strength(
+    units: pd.DataFrame, metric: str, *, title: str | None = None
+) -> go.Figure:
     """Mean ``metric`` vs matched strength (displacement / residual norm) per method.
 
     Validation points (the strength grid) are lines with markers; each method's chosen strength
     on the test units is a large open marker. Hover shows the method's own ``T``.
     """
-    _need(units, ("method", "phase", "T", "displacement_frac", metric), "metric_vs_strength")
+    _need(units, ("method", "phase", "T", "displacement_frac", metric), "plot_metric_vs_strength")
     fig = go.Figure()
     for method, sub in units.groupby("method", sort=False):
         colour = method_colour(str(method))
@@ -95,7 +98,7 @@ def _pick(summary: pd.DataFrame, metric: str, group: str) -> pd.DataFrame:
     return part.set_index("method")
 
 
-def fluency_tradeoff(
+def plot_fluency_tradeoff(
     summary: pd.DataFrame,
     metric: str,
     *,
@@ -106,7 +109,9 @@ def fluency_tradeoff(
     """Each method's test ``metric`` against its fluency (perplexity under the unsteered model),
     with 95% intervals on both axes."""
     _need(
-        summary, ("group", "method", "metric", "estimate", "ci_low", "ci_high"), "fluency_tradeoff"
+        summary,
+        ("group", "method", "metric", "estimate", "ci_low", "ci_high"),
+        "plot_fluency_tradeoff",
     )
     y, x = _pick(summary, metric, group), _pick(summary, fluency, group)
     methods = [m for m in y.index if m in x.index]
@@ -145,14 +150,14 @@ def fluency_tradeoff(
     return apply_theme(fig, width=700, height=460)
 
 
-def paired_forest(
+def plot_paired_forest(
     paired: pd.DataFrame, metric: str, *, group: str = "all", title: str | None = None
 ) -> go.Figure:
     """Forest plot of ``method - baseline`` paired differences with 95% intervals."""
     _need(
         paired,
         ("group", "method", "baseline", "metric", "estimate", "ci_low", "ci_high"),
-        "paired_forest",
+        "plot_paired_forest",
     )
     part = paired[(paired["metric"] == metric) & (paired["group"] == group)]
     if part.empty:
@@ -182,11 +187,11 @@ def paired_forest(
     return apply_theme(fig, width=700, height=120 + 32 * len(part))
 
 
-def layer_sweep_figure(
+def plot_layer_sweep(
     frame: pd.DataFrame, *, value: str = "auc", title: str | None = None
 ) -> go.Figure:
     """Held-out barrier ``value`` (``auc`` or ``accuracy``) per layer, one line per barrier."""
-    _need(frame, ("layer", "barrier", value), "layer_sweep_figure")
+    _need(frame, ("layer", "barrier", value), "plot_layer_sweep")
     fig = go.Figure()
     for name, sub in frame.groupby("barrier", sort=False):
         key = str(name).split(" ")[0]
@@ -226,7 +231,7 @@ def write_eval_figures(folder: str | os.PathLike[str]) -> list[Path]:
         written.append(path)
 
     if (root / "layer_barriers.csv").exists():
-        save(layer_sweep_figure(pd.read_csv(root / "layer_barriers.csv")), "layer_auc.html")
+        save(plot_layer_sweep(pd.read_csv(root / "layer_barriers.csv")), "layer_auc.html")
         return written
     summary_path, units_path = root / "summary.csv", root / "units.csv"
     if not summary_path.exists() or not units_path.exists():
@@ -235,12 +240,18 @@ def write_eval_figures(folder: str | os.PathLike[str]) -> list[Path]:
     units = pd.read_csv(units_path, keep_default_na=False)
     primary = str(summary["metric"].iloc[0])
     numeric = pd.to_numeric(units[primary], errors="coerce")
-    save(metric_vs_strength(units.assign(**{primary: numeric}), primary), "metric_vs_strength.html")
+    save(
+        plot_metric_vs_strength(units.assign(**{primary: numeric}), primary),
+        "metric_vs_strength.html",
+    )
     if "ppl" in set(summary["metric"]):
-        save(fluency_tradeoff(summary, primary), "fluency_tradeoff.html")
+        save(plot_fluency_tradeoff(summary, primary), "fluency_tradeoff.html")
     paired_path = root / "paired.csv"
     if paired_path.exists() and paired_path.stat().st_size > 1:
         paired = pd.read_csv(paired_path, keep_default_na=False)
         if primary in set(paired["metric"]):
-            save(paired_forest(paired, primary), "paired_differences.html")
+            save(plot_paired_forest(paired, primary), "paired_differences.html")
     return written
+
+
+__getattr__ = module_getattr(__name__)

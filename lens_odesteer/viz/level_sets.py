@@ -5,14 +5,14 @@ Example:
     >>> from lens_odesteer.analysis.projection import fit_projection
     >>> from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
     >>> from lens_odesteer.analysis.trajectories import trajectory_frame
-    >>> from lens_odesteer.viz.level_sets import level_set_figure
+    >>> from lens_odesteer.viz.level_sets import plot_level_sets
     >>> g = torch.Generator().manual_seed(0)
     >>> pos, neg = torch.randn(30, 5, generator=g) + 1, torch.randn(30, 5, generator=g) - 1
     >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     >>> view = fit_projection(pos, neg)
     >>> paths = trajectory_frame({"ODESteer": ode}, neg[:2], T=2.0, view=view)
     >>> grid = barrier_grid(ode, view, points=torch.cat([pos, neg]), resolution=10)
-    >>> fig = level_set_figure(grid, points_frame(view, pos, neg), paths)
+    >>> fig = plot_level_sets(grid, points_frame(view, pos, neg), paths)
     >>> [t.type for t in fig.data][:2]
     ['contour', 'contour']
 """
@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.viz._renamed import module_getattr
 from lens_odesteer.viz.theme import (
     BARRIER_COLORSCALE,
     NEGATIVE_COLOUR,
@@ -56,7 +57,7 @@ def _grid_arrays(grid: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return xs, ys, z.to_numpy()
 
 
-def level_set_figure(
+def plot_level_sets(
     grid: pd.DataFrame,
     points: pd.DataFrame | None = None,
     paths: pd.DataFrame | None = None,
@@ -187,3 +188,6 @@ def level_set_figure(
         font={"size": 11, "color": "#444444"},
     )
     return apply_theme(fig, width=width, height=height)
+
+
+__getattr__ = module_getattr(__name__)

@@ -60,7 +60,7 @@ def plot_field_variation_by_layer(
 
     Args:
         frame: long-form frame with ``layer``, ``metric``, ``value`` and the ``color`` column,
-            e.g. from :func:`~lens_odesteer.analysis.layer_sweep.field_variation_by_layer`
+            e.g. from :func:`~lens_odesteer.analysis.model_runs.layers.field_variation_by_layer`
             (several of them concatenated, to compare steerers).
         metrics: which metrics to draw, in panel order.
         color: the column that names a line.

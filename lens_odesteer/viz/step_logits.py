@@ -2,17 +2,17 @@
 
 Example:
     >>> import lens_odesteer as lo
-    >>> from lens_odesteer.analysis.step_logits import step_logits
-    >>> from lens_odesteer.viz.step_logits import logit_heatmap, target_logprob_figure
+    >>> from lens_odesteer.analysis import step_logits
+    >>> from lens_odesteer.viz.step_logits import plot_logit_heatmap, plot_target_logprob
     >>> model = lo.tiny_bridge()
     >>> hook = "blocks.1.hook_resid_post"
     >>> acts = lo.collect_activations(model, ["ab", "cd", "ef", "gh"], hook, progress=False)
     >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=128)).fit(acts[:2], acts[2:])
     >>> caa = lo.CAA().fit(acts[:2], acts[2:])
     >>> res = step_logits(model, "abc", hook, {"ODESteer": ode, "CAA": caa}, 1.0, targets=["a"])
-    >>> [t.type for t in logit_heatmap(res).data]
+    >>> [t.type for t in plot_logit_heatmap(res).data]
     ['heatmap', 'heatmap']
-    >>> len(target_logprob_figure(res).data) >= 4
+    >>> len(plot_target_logprob(res).data) >= 4
     True
 """
 
@@ -22,8 +22,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lens_odesteer.analysis.step_logits import StepLogits
+from lens_odesteer.analysis.model_runs.logits import StepLogits
 from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.viz._renamed import module_getattr
 from lens_odesteer.viz.theme import apply_theme, method_colour
 
 _VALUES = {
@@ -39,7 +40,7 @@ _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 def _check(result: StepLogits) -> None:
     if not isinstance(result, StepLogits):
         raise InvalidParameterError(
-            "Expected the StepLogits returned by lens_odesteer.analysis.step_logits.step_logits; "
+            "Expected the StepLogits returned by lens_odesteer.analysis.step_logits; "
             f"got {type(result).__name__}."
         )
 
@@ -49,7 +50,7 @@ def _token_label(token: str, token_id: int, is_target: bool) -> str:
     return f"{'★ ' if is_target else ''}{shown} ({token_id})"
 
 
-def logit_heatmap(
+def plot_logit_heatmap(
     result: StepLogits,
     *,
     value: str = "delta_logprob",
@@ -114,7 +115,7 @@ def logit_heatmap(
     )
 
 
-def target_logprob_figure(
+def plot_target_logprob(
     result: StepLogits,
     *,
     x: str = "fraction",
@@ -195,3 +196,6 @@ def target_logprob_figure(
     fig = apply_theme(fig, width=width, height=height)
     fig.update_layout(margin={"b": 130})
     return fig
+
+
+__getattr__ = module_getattr(__name__)

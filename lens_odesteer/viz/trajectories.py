@@ -3,14 +3,14 @@
 Example:
     >>> import torch, lens_odesteer as lo
     >>> from lens_odesteer.analysis.trajectories import trajectory_frame
-    >>> from lens_odesteer.viz.trajectories import trajectory_profile_figure
+    >>> from lens_odesteer.viz.trajectories import plot_trajectory_profile
     >>> g = torch.Generator().manual_seed(0)
     >>> pos, neg = torch.randn(30, 5, generator=g) + 1, torch.randn(30, 5, generator=g) - 1
     >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     >>> caa = lo.CAA().fit(pos, neg)
     >>> T = {"ODESteer": 2.0, "CAA": 1.0}
     >>> frame = trajectory_frame({"ODESteer": ode, "CAA": caa}, neg[:3], T)
-    >>> fig = trajectory_profile_figure(frame)
+    >>> fig = plot_trajectory_profile(frame)
     >>> sorted({t.name for t in fig.data if t.showlegend is not False})
     ['CAA', 'ODESteer']
 """
@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.viz._renamed import module_getattr
 from lens_odesteer.viz.level_sets import _require
 from lens_odesteer.viz.theme import (
     NEGATIVE_COLOUR,
@@ -44,7 +45,7 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def trajectory_profile_figure(
+def plot_trajectory_profile(
     paths: pd.DataFrame,
     *,
     x: str = "fraction",
@@ -120,7 +121,7 @@ def trajectory_profile_figure(
     return fig
 
 
-def trajectory_figure_3d(
+def plot_trajectories_3d(
     points: pd.DataFrame | None,
     paths: pd.DataFrame,
     *,
@@ -176,3 +177,6 @@ def trajectory_figure_3d(
     fig = apply_theme(fig, width=width, height=height)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10})
     return fig
+
+
+__getattr__ = module_getattr(__name__)

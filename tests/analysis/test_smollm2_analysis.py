@@ -7,14 +7,14 @@ import pytest
 import torch
 
 import lens_odesteer as lo
+from lens_odesteer.analysis import step_logits
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
 from lens_odesteer.analysis.projection import fit_projection
-from lens_odesteer.analysis.step_logits import step_logits
 from lens_odesteer.analysis.trajectories import trajectory_frame
 from lens_odesteer.hooks import SteeringHook
-from lens_odesteer.viz.level_sets import level_set_figure
-from lens_odesteer.viz.step_logits import logit_heatmap, target_logprob_figure
-from lens_odesteer.viz.trajectories import trajectory_figure_3d, trajectory_profile_figure
+from lens_odesteer.viz.level_sets import plot_level_sets
+from lens_odesteer.viz.step_logits import plot_logit_heatmap, plot_target_logprob
+from lens_odesteer.viz.trajectories import plot_trajectories_3d, plot_trajectory_profile
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,7 @@ def test_level_sets_on_smollm2(setup: dict, paths) -> None:
     by_x = grid.groupby("x")["h"].mean()
     assert by_x.iloc[-1] > by_x.iloc[0]
     points = points_frame(view, setup["pos"], setup["neg"], steerer=ode)
-    fig = level_set_figure(grid, points, paths)
+    fig = plot_level_sets(grid, points, paths)
     contour = fig.data[0]
     assert np.allclose(np.asarray(contour.z)[0, 0], grid.sort_values(["y", "x"])["h"].iloc[0])
     ode_traces = [t for t in fig.data if t.name == "ODESteer" and t.mode == "lines+markers"]
@@ -109,13 +109,13 @@ def test_level_sets_on_smollm2(setup: dict, paths) -> None:
 
 
 def test_profile_and_3d_figures_on_smollm2(setup: dict, paths) -> None:
-    fig = trajectory_profile_figure(paths)
+    fig = plot_trajectory_profile(paths)
     mean_h = [t for t in fig.data if t.name == "ODESteer" and t.showlegend]
     expected = paths[paths.method == "ODESteer"].groupby("step")["h"].mean().to_numpy()
     assert np.allclose(np.asarray(mean_h[0].y), expected)
     view3 = fit_projection(setup["pos"], setup["neg"], n_components=3)
     paths3 = trajectory_frame(setup["methods"], setup["held_out"], setup["T"], view=view3)
-    fig3 = trajectory_figure_3d(points_frame(view3, setup["pos"], setup["neg"]), paths3)
+    fig3 = plot_trajectories_3d(points_frame(view3, setup["pos"], setup["neg"]), paths3)
     assert {t.type for t in fig3.data} == {"scatter3d"}
     assert np.allclose(paths3[["x", "y"]], paths[["x", "y"]], atol=1e-4)  # same first two axes
 
@@ -142,11 +142,11 @@ def test_step_logits_on_smollm2(setup: dict, logits) -> None:
     targets = toks[toks.is_target]
     assert set(targets["token"]) == {" great", " terrible"}
     assert np.allclose(np.exp(toks["logprob"]), toks["prob"], rtol=1e-6)
-    heat = logit_heatmap(logits)
+    heat = plot_logit_heatmap(logits)
     assert [t.type for t in heat.data] == ["heatmap"] * 3
     z0 = np.asarray(heat.data[0].z)
     assert np.allclose(z0[:, 0], 0.0, atol=1e-3)  # step 0 column: no change
-    lines = target_logprob_figure(logits)
+    lines = plot_target_logprob(logits)
     assert len(lines.data) == 3 * 2 + 3  # per method: two targets + KL
 
 

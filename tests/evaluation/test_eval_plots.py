@@ -10,10 +10,10 @@ import pytest
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.store import write_csv
 from lens_odesteer.viz.eval_plots import (
-    fluency_tradeoff,
-    layer_sweep_figure,
-    metric_vs_strength,
-    paired_forest,
+    plot_fluency_tradeoff,
+    plot_layer_sweep,
+    plot_metric_vs_strength,
+    plot_paired_forest,
     write_eval_figures,
 )
 
@@ -62,7 +62,7 @@ def _summary() -> pd.DataFrame:
 
 
 def test_metric_vs_strength_has_grid_and_chosen_points() -> None:
-    fig = metric_vs_strength(_units(), "x")
+    fig = plot_metric_vs_strength(_units(), "x")
     names = [t.name for t in fig.data]
     assert "CAA (validation grid)" in names and "ODESteer (test, chosen T)" in names
     caa = next(t for t in fig.data if t.name == "CAA (validation grid)")
@@ -70,7 +70,7 @@ def test_metric_vs_strength_has_grid_and_chosen_points() -> None:
 
 
 def test_tradeoff_and_forest() -> None:
-    fig = fluency_tradeoff(_summary(), "x")
+    fig = plot_fluency_tradeoff(_summary(), "x")
     assert [t.name for t in fig.data] == ["none", "CAA", "ODESteer"]
     paired = pd.DataFrame(
         {
@@ -84,12 +84,12 @@ def test_tradeoff_and_forest() -> None:
             "n_units": 5,
         }
     )
-    forest = paired_forest(paired, "x")
+    forest = plot_paired_forest(paired, "x")
     assert list(forest.data[0].y) == ["none", "ODESteer"]
     with pytest.raises(InvalidParameterError, match="No paired"):
-        paired_forest(paired, "y")
+        plot_paired_forest(paired, "y")
     with pytest.raises(InvalidParameterError, match="lacks"):
-        metric_vs_strength(_units().drop(columns="T"), "x")
+        plot_metric_vs_strength(_units().drop(columns="T"), "x")
 
 
 def test_layer_figure_and_folder_writer(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_layer_figure_and_folder_writer(tmp_path: Path) -> None:
             "auc": [0.6, 0.8, 0.55, 0.7],
         }
     )
-    assert len(layer_sweep_figure(layers).data) == 2
+    assert len(plot_layer_sweep(layers).data) == 2
     write_csv(tmp_path / "summary.csv", _summary())
     write_csv(tmp_path / "units.csv", _units())
     written = write_eval_figures(tmp_path)
