@@ -83,8 +83,8 @@ class Split:
     test: list[Any]
     ref_prompts: list[str]
     info: dict[str, Any] = field(default_factory=dict)
-    pos_groups: list[Hashable] | None = None
-    neg_groups: list[Hashable] | None = None
+    pos_groups: Sequence[Hashable] | None = None
+    neg_groups: Sequence[Hashable] | None = None
 
     def row_groups(self) -> tuple[list[Hashable], list[Hashable]]:
         """The group id of each positive and each negative fit text.
@@ -97,8 +97,8 @@ class Split:
             ShapeMismatchError: groups given for a different number of texts.
         """
         default_pos, default_neg = paired_groups(len(self.pos_texts), len(self.neg_texts))
-        pos = default_pos if self.pos_groups is None else list(self.pos_groups)
-        neg = default_neg if self.neg_groups is None else list(self.neg_groups)
+        pos: list[Hashable] = list(default_pos if self.pos_groups is None else self.pos_groups)
+        neg: list[Hashable] = list(default_neg if self.neg_groups is None else self.neg_groups)
         if len(pos) != len(self.pos_texts) or len(neg) != len(self.neg_texts):
             raise ShapeMismatchError(
                 f"Split {self.name!r} has {len(pos)}/{len(neg)} positive/negative group ids for "
