@@ -1,12 +1,13 @@
 """Search for a barrier that fits the data and see whether its flow bends.
 
-ODESteer's default barrier is close to linear on our default model
-(``../shared/docs/METHOD.md``, section 7), so multi-step integration barely differs from one step.
+ODESteer's default barrier is close to linear on our default model (the diagnostic's ``bend``,
+the part of the path due to its curvature, is under 1% of the displacement), so multi-step
+integration barely differs from its linearisation.
 :func:`search_barrier` fits many barriers on one set of activations (one collection, many fits):
 the normalised degree-2/3 TensorSketch over ``gamma``, ``C`` and sketch size, the sketch on raw
 activations, random Fourier features over the bandwidth, the MLP value network, and linear probes
-as the reference. It ranks them by held-out log-likelihood (or AUC) on a split drawn once with a
-fixed seed, returns the best as a fitted :class:`~lens_odesteer.ODESteer`, and runs
+as the reference. It ranks them by held-out log-likelihood (or AUC) on a split by group drawn
+once with a fixed seed, returns the best as a fitted :class:`~lens_odesteer.ODESteer`, and runs
 :func:`~lens_odesteer.analysis.nonlinearity.field_variation` on it (and, by default, on every
 candidate) to say how nonlinear it is.
 """
