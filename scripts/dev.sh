@@ -2,7 +2,8 @@
 # One entry point for developers and CI.
 #   bash scripts/dev.sh demo    set up .venv if needed, then run the main job on SmolLM2-135M
 #   bash scripts/dev.sh test    set up .venv if needed, then ruff + mypy + the whole pytest suite
-#                               (and tests/tl2 in .venv-tl2, set up by scripts/setup_tl2.sh)
+#                               (and tests/tl2 + the shared hook suite tests/hooks/suite in
+#                               .venv-tl2, set up by scripts/setup_tl2.sh)
 #   bash scripts/dev.sh bench   set up .venv if needed, then run the benchmarks
 #   bash scripts/dev.sh setup   only (re)build .venv
 set -euo pipefail
@@ -65,10 +66,11 @@ run_tests() {
     "$VENV/bin/mypy"
     echo "[test] pytest (TransformerLens 4, .venv)" >&2
     "$PY" -m pytest -q "$@"
-    # The same hook-level guarantees on a classic HookedTransformer (TransformerLens 2.x).
+    # The same hook-level suite on a classic HookedTransformer (TransformerLens 2.x), plus what
+    # only that backend has (tests/tl2).
     echo "[test] pytest (TransformerLens 2.18, .venv-tl2)" >&2
     bash scripts/setup_tl2.sh
-    "$ROOT/.venv-tl2/bin/python" -m pytest tests/tl2 -q -p no:cacheprovider \
+    "$ROOT/.venv-tl2/bin/python" -m pytest tests/tl2 tests/hooks/suite -q -p no:cacheprovider \
         -o addopts="-ra --strict-markers"
 }
 

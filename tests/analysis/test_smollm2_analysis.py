@@ -131,10 +131,9 @@ def test_step_logits_on_smollm2(setup: dict, logits) -> None:
     model, hook = setup["model"], setup["hook"]
     ode = setup["methods"]["ODESteer"]
     tokens = model.to_tokens(PROMPT)
+    steering_hook = SteeringHook(model, ode, T=setup["T"]["ODESteer"], scope="last")
     with torch.inference_mode():
-        out = model.run_with_hooks(
-            tokens, fwd_hooks=[(hook, SteeringHook(ode, T=setup["T"]["ODESteer"], scope="last"))]
-        )
+        out = model.run_with_hooks(tokens, fwd_hooks=[(hook, steering_hook)])
     expected = out[0, -1].float().log_softmax(-1)
     toks = logits.tokens
     final = toks[(toks.method == "ODESteer") & (toks.step == steps.step.max())]

@@ -1,4 +1,8 @@
-"""Fixtures for the hook tests: a tiny random Llama bridge, SmolLM2 (slow) and fitted steerers."""
+"""Fixtures for the bridge-only hook tests: a tiny random Llama bridge and fitted steerers.
+
+The tests shared by both backends live in tests/hooks/suite/, whose conftest overrides these
+fixtures with the models of whichever TransformerLens is installed.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import torch
 
 import lens_odesteer as lo
 from lens_odesteer.activations import collect_activations
-from lens_odesteer.models import resid_post, tiny_bridge
-from tests.hooks._shared import NEG_TEXTS, POS_TEXTS, SMOL_LAYER, TINY_HOOK
+from lens_odesteer.models import tiny_bridge
+from tests.hooks._shared import NEG_TEXTS, POS_TEXTS, TINY_HOOK
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -48,7 +52,7 @@ def tiny_acts(tiny: object) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def tiny_ode(tiny_acts: tuple[torch.Tensor, torch.Tensor]) -> lo.ODESteer:
-    return lo.ODESteer(n_components=256, n_steps=4).fit(*tiny_acts)
+    return lo.ODESteer(lo.sketch_barrier(n_components=256), steps=4).fit(*tiny_acts)
 
 
 @pytest.fixture(scope="session")
@@ -60,35 +64,7 @@ def tiny_caa(tiny_acts: tuple[torch.Tensor, torch.Tensor]) -> lo.CAA:
 def _no_leftover_hooks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a hook on a shared model."""
     yield
-    for name in ("tiny", "smol"):
+    for name in ("tiny",):
         if name in request.fixturenames:
             model = request.getfixturevalue(name)
             assert model.list_hooks() == {}, model.list_hooks()  # type: ignore[attr-defined]
-
-
-# -- SmolLM2 (slow) ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def smol() -> object:
-    from lens_odesteer.models import load_model
-
-    return load_model(progress=False)
-
-
-@pytest.fixture(scope="session")
-def smol_acts(smol: object) -> tuple[torch.Tensor, torch.Tensor]:
-    name = resid_post(SMOL_LAYER)
-    pos = collect_activations(smol, POS_TEXTS, name, progress=False)
-    neg = collect_activations(smol, NEG_TEXTS, name, progress=False)
-    return pos, neg
-
-
-@pytest.fixture(scope="session")
-def smol_ode(smol_acts: tuple[torch.Tensor, torch.Tensor]) -> lo.ODESteer:
-    return lo.ODESteer(n_components=256).fit(*smol_acts)
-
-
-@pytest.fixture(scope="session")
-def smol_caa(smol_acts: tuple[torch.Tensor, torch.Tensor]) -> lo.CAA:
-    return lo.CAA().fit(*smol_acts)

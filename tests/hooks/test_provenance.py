@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import lens_odesteer as lo
+from lens_odesteer.errors import InvalidParameterError, ProvenanceError
 from lens_odesteer.models import tiny_bridge
+from lens_odesteer.models.loading import model_provenance
 
 HOOK = "blocks.1.hook_resid_post"
 
@@ -18,7 +20,7 @@ def saved_for_tiny(tmp_path):
     model = tiny_bridge()
     gen = torch.Generator().manual_seed(0)
     steerer = lo.CAA().fit(torch.randn(8, 64, generator=gen) + 1, torch.randn(8, 64, generator=gen))
-    provenance = {**lo.model_provenance(model), "hook_name": HOOK}
+    provenance = {**model_provenance(model), "hook_name": HOOK}
     return model, lo.load_steerer(steerer.save(tmp_path / "caa", provenance=provenance))
 
 
@@ -39,7 +41,7 @@ def test_other_model_warns_by_default_and_raises_on_request(saved_for_tiny) -> N
     ):
         pass
     with (
-        pytest.raises(lo.ProvenanceError, match="Refit it on activations"),
+        pytest.raises(ProvenanceError, match="Refit it on activations"),
         lo.steering(other, {HOOK: steerer}, T=1.0, on_provenance_mismatch="raise"),
     ):
         pass
@@ -59,7 +61,7 @@ def test_other_layer_and_weight_processing_are_reported(saved_for_tiny) -> None:
         pass
     steerer.provenance_["weight_processing"] = "fold_ln"
     with (
-        pytest.raises(lo.ProvenanceError, match="weight_processing: fitted on 'fold_ln'"),
+        pytest.raises(ProvenanceError, match="weight_processing: fitted on 'fold_ln'"),
         lo.steering(model, {HOOK: steerer}, T=1.0, on_provenance_mismatch="raise"),
     ):
         pass
@@ -68,7 +70,7 @@ def test_other_layer_and_weight_processing_are_reported(saved_for_tiny) -> None:
 def test_unknown_policy_is_rejected(saved_for_tiny) -> None:
     model, steerer = saved_for_tiny
     with (
-        pytest.raises((lo.InvalidParameterError, TypeError), match="on_provenance_mismatch"),
+        pytest.raises((InvalidParameterError, TypeError), match="on_provenance_mismatch"),
         lo.steering(model, {HOOK: steerer}, T=1.0, on_provenance_mismatch="shout"),  # type: ignore[arg-type]
     ):
         pass

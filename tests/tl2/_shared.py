@@ -14,15 +14,31 @@ from typing import Any
 import pytest
 import torch
 
-from lens_odesteer.models.names import resid_post
-
 # The bridge import in this module is lazy, so it serves TL 2.x as well.
 from lens_odesteer.models.tiny import BYTE_SPECIAL_TOKENS, byte_tokenizer
+from tests.hooks._shared import NEG_TEXTS, POS_TEXTS, PROMPTS, SMOL_LAYER, TINY_HOOK
 
 try:
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 except ImportError:  # TransformerLens >= 4.0 raises ImportError for the removed class
     HookedTransformer = HookedTransformerConfig = None
+
+__all__ = [
+    "HAVE_HOOKED_TRANSFORMER",
+    "NEG_TEXTS",
+    "POS_TEXTS",
+    "PROMPTS",
+    "SKIP_REASON",
+    "SMOL_GGUF",
+    "SMOL_LAYER",
+    "TINY_ARCHS",
+    "TINY_HOOK",
+    "SmolPair",
+    "attached_hooks",
+    "load_smol_pair",
+    "smol_gguf_folder",
+    "tiny_hooked_transformer",
+]
 
 HAVE_HOOKED_TRANSFORMER = HookedTransformer is not None
 SKIP_REASON = (
@@ -30,30 +46,6 @@ SKIP_REASON = (
     "bash scripts/setup_tl2.sh && .venv-tl2/bin/python -m pytest tests/tl2"
 )
 
-POS_TEXTS = [
-    "I love this wonderful day.",
-    "What a great and happy result!",
-    "The food was delicious and kind.",
-    "She smiled, full of joy.",
-    "This is excellent work, thank you.",
-    "A beautiful, peaceful morning.",
-    "We are thrilled with the gift.",
-    "Everything went perfectly well.",
-]
-NEG_TEXTS = [
-    "I hate this terrible day.",
-    "What an awful and sad result!",
-    "The food was disgusting and cold.",
-    "She frowned, full of anger.",
-    "This is horrible work, go away.",
-    "A miserable, noisy morning.",
-    "We are furious about the loss.",
-    "Everything went badly wrong.",
-]
-PROMPTS = ["Hello there, my friend", "Hi", "The capital of France is"]
-TINY_HOOK = resid_post(0)
-SMOL_LAYER = 12
-"""SmolLM2 layer whose residual stream the slow tests steer."""
 SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_ARCHS: dict[str, dict[str, Any]] = {
     # RMSNorm, gated SiLU MLP, grouped-query attention, rotary: SmolLM2's architecture.

