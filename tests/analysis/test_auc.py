@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import lens_odesteer as lo
 from lens_odesteer.analysis import binary_auc
 from lens_odesteer.analysis.auc import has_both_classes
+from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 
 
 def test_binary_auc_equals_pair_counting_with_ties() -> None:
@@ -32,12 +32,12 @@ def test_binary_auc_takes_numpy_and_01_labels_alike() -> None:
 def test_binary_auc_rejects_one_class_and_bad_labels() -> None:
     scores = torch.arange(4.0)
     assert not has_both_classes(torch.ones(4, dtype=torch.bool))
-    with pytest.raises(lo.InvalidParameterError, match="4 positive and 0 negative"):
+    with pytest.raises(InvalidParameterError, match="4 positive and 0 negative"):
         binary_auc(scores, torch.ones(4, dtype=torch.bool))
     # Our checks, or beartype's under the test suite's import hook (shapes are annotated).
-    with pytest.raises((lo.InvalidParameterError, TypeError)):
+    with pytest.raises((InvalidParameterError, TypeError)):
         binary_auc(scores, np.array([0.0, 0.5, 1.0, 1.0]))
-    with pytest.raises((lo.ShapeMismatchError, TypeError)):
+    with pytest.raises((ShapeMismatchError, TypeError)):
         binary_auc(scores, np.array([0, 1]))
 
 

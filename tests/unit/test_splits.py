@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import lens_odesteer as lo
 from lens_odesteer._splits import (
     fold_groups,
     paired_groups,
@@ -14,6 +13,8 @@ from lens_odesteer._splits import (
     subsample_groups,
 )
 from lens_odesteer.analysis import BarrierCandidate, search_barrier
+from lens_odesteer.barriers import LinearBarrier
+from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 
 GROUPS = [f"q{i // 3}" for i in range(30)]  # 10 groups of 3 rows
 
@@ -28,11 +29,11 @@ def test_split_groups_is_seeded_disjoint_and_complete() -> None:
 
 
 def test_split_groups_errors_name_the_data() -> None:
-    with pytest.raises(lo.InvalidParameterError, match="Cannot split the data: it has 1 group"):
+    with pytest.raises(InvalidParameterError, match="Cannot split the data: it has 1 group"):
         split_groups(["a", "a"], 0.5)
-    with pytest.raises(lo.InvalidParameterError, match=r"1\.\.9"):
+    with pytest.raises(InvalidParameterError, match=r"1\.\.9"):
         split_groups(GROUPS, 10)
-    with pytest.raises(lo.InvalidParameterError, match="strictly between"):
+    with pytest.raises(InvalidParameterError, match="strictly between"):
         split_groups(GROUPS, 1.0)
 
 
@@ -56,7 +57,7 @@ def test_split_contrast_keeps_a_question_on_one_side() -> None:
 
 
 def test_split_contrast_needs_both_classes_on_both_sides() -> None:
-    with pytest.raises(lo.InvalidParameterError, match="leaves no row on the neg"):
+    with pytest.raises(InvalidParameterError, match="leaves no row on the neg"):
         split_contrast(["a", "b"], ["a", "a"], test_size=0.5, seed=0)
 
 
@@ -73,9 +74,9 @@ def test_search_barrier_holds_out_whole_groups() -> None:
     gen = torch.Generator().manual_seed(0)
     pos, neg = torch.randn(24, 4, generator=gen) + 1, torch.randn(12, 4, generator=gen) - 1
     groups = ([k for k in range(12) for _ in range(2)], list(range(12)))
-    grid = [BarrierCandidate("linear", {}, lo.LinearBarrier())]
+    grid = [BarrierCandidate("linear", {}, LinearBarrier())]
     result = search_barrier(pos, neg, candidates=grid, groups=groups, diagnose_all=False, T=1.0)
     s = split_contrast(*groups, test_size=0.3, seed=0)
     assert result.steerer.n_pos_ == len(s.pos_fit)
-    with pytest.raises(lo.ShapeMismatchError, match="one id per row"):
+    with pytest.raises(ShapeMismatchError, match="one id per row"):
         search_barrier(pos, neg, candidates=grid, groups=(groups[0][:3], groups[1]))
