@@ -11,13 +11,15 @@ import torch
 from safetensors.torch import save_file
 
 import lens_odesteer as lo
+from lens_odesteer.errors import FileFormatError, NotFittedError
+from lens_odesteer.io import SCHEMA_VERSION, read_header
 
 
 def _fitted() -> lo.ODESteer:
     gen = torch.Generator().manual_seed(0)
     pos = torch.randn(30, 6, generator=gen) + 1
     neg = torch.randn(30, 6, generator=gen) - 1
-    return lo.ODESteer(n_components=64).fit(pos, neg)
+    return lo.ODESteer(lo.sketch_barrier(n_components=64)).fit(pos, neg)
 
 
 def _rewrite_header(path: Path, edit) -> Path:
@@ -41,15 +43,15 @@ def saved(tmp_path) -> Path:
 
 def test_save_appends_suffix_and_records_header(saved) -> None:
     assert saved.suffix == ".safetensors"
-    header = lo.read_header(saved)
+    header = read_header(saved)
     assert header["class"] == "ODESteer" and header["d_model"] == 6
-    assert header["dtype"] == "float32" and header["schema_version"] == 1
+    assert header["dtype"] == "float32" and header["schema_version"] == SCHEMA_VERSION == 2
     assert header["provenance"] == {"model_name": "m", "layer": 2}
     assert header["library_version"] == lo.__version__
 
 
 def test_missing_file(tmp_path) -> None:
-    with pytest.raises(lo.FileFormatError, match="No steerer file"):
+    with pytest.raises(FileFormatError, match="No steerer file"):
         lo.load_steerer(tmp_path / "nope.safetensors")
 
 
@@ -57,40 +59,40 @@ def test_missing_file(tmp_path) -> None:
 def test_truncated_file(saved, keep) -> None:
     raw = saved.read_bytes()
     saved.write_bytes(raw[:keep])
-    with pytest.raises(lo.FileFormatError):
+    with pytest.raises(FileFormatError):
         lo.load_steerer(saved)
 
 
 def test_not_a_safetensors_file(tmp_path) -> None:
     path = tmp_path / "x.safetensors"
     path.write_text("this is not a steerer")
-    with pytest.raises(lo.FileFormatError, match="not a readable safetensors file"):
+    with pytest.raises(FileFormatError, match="not a readable safetensors file"):
         lo.load_steerer(path)
 
 
 def test_foreign_safetensors_file(tmp_path) -> None:
     path = tmp_path / "foreign.safetensors"
     save_file({"weight": torch.zeros(3)}, str(path), metadata={"format": "pt"})
-    with pytest.raises(lo.FileFormatError, match="not a lens_odesteer steerer"):
+    with pytest.raises(FileFormatError, match="not a lens_odesteer steerer"):
         lo.load_steerer(path)
 
 
 def test_newer_schema_version(saved) -> None:
     _rewrite_header(saved, lambda m: m.update(schema_version=99))
-    with pytest.raises(lo.FileFormatError, match="newer than this lens_odesteer"):
+    with pytest.raises(FileFormatError, match="newer than this lens_odesteer"):
         lo.load_steerer(saved)
 
 
 @pytest.mark.parametrize("field", ["class", "provenance", "component"])
 def test_missing_header_field(saved, field) -> None:
     _rewrite_header(saved, lambda m: m.pop(field))
-    with pytest.raises(lo.FileFormatError, match="missing fields"):
+    with pytest.raises(FileFormatError, match="missing fields"):
         lo.load_steerer(saved)
 
 
 def test_extra_header_field(saved) -> None:
     _rewrite_header(saved, lambda m: m.update(surprise=1))
-    with pytest.raises(lo.FileFormatError, match="unexpected fields"):
+    with pytest.raises(FileFormatError, match="unexpected fields"):
         lo.load_steerer(saved)
 
 
@@ -99,7 +101,7 @@ def test_unknown_class_is_never_imported(saved) -> None:
         m["component"]["class"] = "os.system"
 
     _rewrite_header(saved, edit)
-    with pytest.raises(lo.FileFormatError, match=r"Unknown component class 'os\.system'"):
+    with pytest.raises(FileFormatError, match=r"Unknown component class 'os\.system'"):
         lo.load_steerer(saved)
 
 
@@ -108,7 +110,7 @@ def test_parameter_set_mismatch(saved) -> None:
         m["component"]["params"]["warp_drive"] = True
 
     _rewrite_header(saved, edit)
-    with pytest.raises(lo.FileFormatError, match="do not match this version"):
+    with pytest.raises(FileFormatError, match="do not match this version"):
         lo.load_steerer(saved)
 
 
@@ -125,7 +127,7 @@ def test_tensor_shape_tampering_is_caught_at_load(tmp_path) -> None:
         str(bad),
         metadata={"lens_odesteer": json.dumps(meta)},
     )
-    with pytest.raises(lo.FileFormatError):
+    with pytest.raises(FileFormatError):
         lo.load_steerer(bad)
 
 
@@ -137,12 +139,12 @@ def test_header_is_not_json(saved) -> None:
     new = json.dumps(header).encode()
     new += b" " * (-len(new) % 8)
     saved.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
-    with pytest.raises(lo.FileFormatError, match="not valid JSON"):
+    with pytest.raises(FileFormatError, match="not valid JSON"):
         lo.load_steerer(saved)
 
 
 def test_unfitted_steerer_cannot_be_saved(tmp_path) -> None:
-    with pytest.raises(lo.NotFittedError):
+    with pytest.raises(NotFittedError):
         lo.ODESteer().save(tmp_path / "x")
     assert list(tmp_path.iterdir()) == []
 
@@ -167,9 +169,24 @@ def test_overwrite_replaces_atomically(tmp_path) -> None:
 def test_load_onto_device_and_custom_barrier_round_trip(tmp_path) -> None:
     gen = torch.Generator().manual_seed(1)
     pos, neg = torch.randn(20, 5, generator=gen) + 1, torch.randn(20, 5, generator=gen) - 1
-    s = lo.ODESteer(custom_barrier=lo.MLPValueBarrier(hidden=4, max_iter=20), n_steps=3)
+    s = lo.ODESteer(lo.barriers.MLPValueBarrier(hidden=4, max_iter=20), steps=3)
     s.fit(pos, neg)
     loaded = lo.load_steerer(s.save(tmp_path / "v"), device="cpu")
     assert isinstance(loaded, lo.ODESteer)
-    assert isinstance(loaded.custom_barrier, lo.MLPValueBarrier)
+    assert isinstance(loaded.barrier, lo.barriers.MLPValueBarrier)
     assert torch.equal(loaded.steer(neg, 0.7), s.steer(neg, 0.7))
+
+
+def test_unknown_config_is_never_built(tmp_path) -> None:
+    gen = torch.Generator().manual_seed(2)
+    s = lo.ODESteer(lo.sketch_barrier(n_components=32), stop=lo.steerers.BarrierMargin(0.0))
+    path = s.fit(torch.randn(10, 4, generator=gen) + 1, torch.randn(10, 4, generator=gen)).save(
+        tmp_path / "s"
+    )
+
+    def edit(m):
+        m["component"]["params"]["stop"]["config"] = "os.system"
+
+    _rewrite_header(path, edit)
+    with pytest.raises(FileFormatError, match=r"Unknown config 'os\.system'"):
+        lo.load_steerer(path)
