@@ -103,7 +103,7 @@ def worker(kind: str, source: str, width: int, n: int) -> dict[str, object]:
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         if kind == "ours":  # torch.optim's first L-BFGS imports torch._dynamo (seconds), once
-            lo.ODESteer(max_iter=2).fit(tr_p[:8], tr_n[:8])
+            lo.ODESteer(lo.sketch_barrier(max_iter=2)).fit(tr_p[:8], tr_n[:8])
         else:
             lo.PolynomialSketch().fit(tr_p[:8]).transform(tr_p[:8])
     warmup = time.perf_counter() - start

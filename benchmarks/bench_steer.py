@@ -57,10 +57,10 @@ def autograd_field(steerer: lo.ODESteer, acts: torch.Tensor) -> torch.Tensor:
 
 def autograd_steer(steerer: lo.ODESteer, acts: torch.Tensor, T: float) -> torch.Tensor:
     """Euler steps of :func:`autograd_field` (ODESteer's default solver)."""
-    assert steerer.solver == "euler"
-    dt = T / steerer.n_steps
+    assert steerer.solver == "euler" and isinstance(steerer.steps, int)
+    dt = T / steerer.steps
     y = acts.clone()
-    for _ in range(steerer.n_steps):
+    for _ in range(steerer.steps):
         y = y + dt * autograd_field(steerer, y)
     return y
 
@@ -73,7 +73,7 @@ def _fit(d_model: int) -> lo.ODESteer:
     neg = torch.randn(512, d_model, generator=gen) - 0.5 * direction
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence does not matter for speed
-        return lo.ODESteer(max_iter=200).fit(pos, neg)
+        return lo.ODESteer(lo.sketch_barrier(max_iter=200)).fit(pos, neg)
 
 
 def _path(steerer: lo.ODESteer, batch: int) -> str:

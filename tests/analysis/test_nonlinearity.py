@@ -66,7 +66,7 @@ def _xor(d: int = 4, n: int = 80, seed: int = 0) -> tuple[Tensor, Tensor]:
 
 def test_field_variation_linear_barrier_has_spread_one_and_no_gap() -> None:
     pos, neg = _blobs()
-    steerer = lo.ODESteer(custom_barrier=lo.LinearBarrier()).fit(pos, neg)
+    steerer = lo.ODESteer(lo.barriers.LinearBarrier()).fit(pos, neg)
     acts = torch.cat([pos, neg])
     fv = field_variation(steerer, acts, T=3.0)
     assert fv.mean_pairwise_cosine == pytest.approx(1.0, abs=1e-6)
@@ -93,7 +93,7 @@ def test_field_variation_direction_linear_barrier_bends_zero_but_gap_is_rotation
     # the rotation on the sphere, the bend is zero. For an arc angle theta, n Euler steps end
     # a distance of about T theta (n - 1) / (2 n) off the one-step line (theta / 2 exactly).
     pos, neg = _blobs()
-    steerer = lo.ODESteer(custom_barrier=lo.LinearBarrier(normalize=True)).fit(pos, neg)
+    steerer = lo.ODESteer(lo.barriers.LinearBarrier(normalize=True)).fit(pos, neg)
     acts = torch.cat([pos, neg])
     T = 2.0
     fv = field_variation(steerer, acts, T=T)
@@ -107,7 +107,7 @@ def test_field_variation_direction_linear_barrier_bends_zero_but_gap_is_rotation
 def test_field_variation_saddle_barrier_known_spread_and_clear_gap() -> None:
     # Field directions at (2, 2), (-2, -2), (2, -2), (-2, 2) are (1, 1), (-1, -1), (-1, 1),
     # (1, -1) over sqrt 2: they sum to zero, so the mean pairwise cosine is -1/3 exactly.
-    steerer = lo.ODESteer(custom_barrier=SaddleBarrier()).fit(torch.ones(2, 3), torch.zeros(2, 3))
+    steerer = lo.ODESteer(SaddleBarrier()).fit(torch.ones(2, 3), torch.zeros(2, 3))
     corners = torch.tensor([[2.0, 2, 0], [-2, -2, 0], [2, -2, 0], [-2, 2, 0]])
     fv = field_variation(steerer, corners, T=1.0)
     assert fv.mean_pairwise_cosine == pytest.approx(-1 / 3, abs=1e-6)
@@ -142,7 +142,7 @@ def test_field_variation_fitted_kernel_barrier_on_xor_is_clearly_curved() -> Non
 
 def test_field_variation_end_point_is_the_steerers_own() -> None:
     pos, neg = _blobs()
-    steerer = lo.ODESteer(n_components=512, gamma=5.0).fit(pos, neg)
+    steerer = lo.ODESteer(lo.sketch_barrier(n_components=512, gamma=5.0)).fit(pos, neg)
     acts = torch.cat([pos, neg])[::7]
     fv = field_variation(steerer, acts, T=1.5)
     assert fv.solver == "euler" and fv.n_steps == 10
@@ -155,7 +155,9 @@ def test_field_variation_default_T_matches_mean_difference() -> None:
     acts = torch.cat([pos, neg])
     labels = torch.arange(len(acts)) < len(pos)
     dist = float((pos.mean(0) - neg.mean(0)).norm())
-    unit = field_variation(lo.ODESteer(n_components=256).fit(pos, neg), acts, labels=labels)
+    unit = field_variation(
+        lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg), acts, labels=labels
+    )
     assert math.isclose(unit.T, dist, rel_tol=1e-5)
     caa = field_variation(lo.CAA().fit(pos, neg), acts, labels=labels)
     assert math.isclose(caa.T, 1.0, rel_tol=1e-5)  # CAA's T is a multiplier of mu+ - mu-
@@ -163,8 +165,8 @@ def test_field_variation_default_T_matches_mean_difference() -> None:
 
 def test_field_variation_one_step_flow_steerer_uses_ten_steps() -> None:
     pos, neg = _blobs()
-    step = lo.StepODESteer(n_components=256).fit(pos, neg)
-    ode = lo.ODESteer(n_components=256).fit(pos, neg)
+    step = lo.StepODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
+    ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     acts = torch.cat([pos, neg])
     a, b = field_variation(step, acts, T=2.0), field_variation(ode, acts, T=2.0)
     assert a.n_steps == 10
@@ -175,7 +177,9 @@ def test_field_variation_frame_and_summary() -> None:
     pos, neg = _blobs()
     acts = torch.cat([pos, neg])
     labels = torch.arange(len(acts)) < len(pos)
-    fv = field_variation(lo.ODESteer(n_components=256).fit(pos, neg), acts, labels=labels)
+    fv = field_variation(
+        lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg), acts, labels=labels
+    )
     frame = fv.to_frame()
     assert list(frame.columns) == ["steerer", "T", "solver", "n_steps", "n_rows", "metric", "value"]
     values = dict(zip(frame["metric"], frame["value"], strict=True))
@@ -190,7 +194,7 @@ def test_field_variation_frame_and_summary() -> None:
 
 def test_field_variation_pair_sample_is_capped_and_seeded() -> None:
     pos, neg = _blobs(n=60)
-    steerer = lo.ODESteer(n_components=256, gamma=10.0).fit(pos, neg)
+    steerer = lo.ODESteer(lo.sketch_barrier(n_components=256, gamma=10.0)).fit(pos, neg)
     acts = torch.cat([pos, neg])
     a = field_variation(steerer, acts, T=1.0, max_pairs=500, seed=3)
     b = field_variation(steerer, acts, T=1.0, max_pairs=500, seed=3)
@@ -204,7 +208,7 @@ def test_field_variation_pair_sample_is_capped_and_seeded() -> None:
 def test_field_variation_rejects_bad_input() -> None:
     pos, neg = _blobs()
     acts = torch.cat([pos, neg])
-    ode = lo.ODESteer(n_components=128).fit(pos, neg)
+    ode = lo.ODESteer(lo.sketch_barrier(n_components=128)).fit(pos, neg)
     with pytest.raises(lo.InvalidParameterError, match="T interpolates"):
         field_variation(lo.MiMiC().fit(pos, neg), acts, T=1.0)
     with pytest.raises(lo.InvalidParameterError, match="LinAcT"):
@@ -256,7 +260,7 @@ def test_field_variation_by_layer_on_tiny_model() -> None:
         model,
         _tiny_data(),
         [0, 1],
-        make_steerer=lambda: lo.ODESteer(n_components=256),
+        make_steerer=lambda: lo.ODESteer(lo.sketch_barrier(n_components=256)),
         test_size=0.5,
     )
     assert sorted(frame["layer"].unique()) == [0, 1]
@@ -289,7 +293,7 @@ def test_plot_field_variation_figures() -> None:
     acts = torch.cat([pos, neg])
     labels = torch.arange(len(acts)) < len(pos)
     frames = []
-    for layer, steerer in enumerate([lo.ODESteer(n_components=256), lo.CAA()]):
+    for layer, steerer in enumerate([lo.ODESteer(lo.sketch_barrier(n_components=256)), lo.CAA()]):
         fv = field_variation(steerer.fit(pos, neg), acts, labels=labels, T=1.0)
         frame = fv.to_frame()
         frame.insert(0, "layer", layer)

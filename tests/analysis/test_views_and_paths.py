@@ -74,7 +74,7 @@ def test_projection_errors_name_the_problem() -> None:
 
 
 def test_grid_values_are_the_barrier_of_the_lifted_points() -> None:
-    ode = lo.ODESteer(n_components=512).fit(POS, NEG)
+    ode = lo.ODESteer(lo.sketch_barrier(n_components=512)).fit(POS, NEG)
     view = fit_projection(POS, NEG)
     origin = NEG[0]
     c = view.transform(origin)
@@ -99,8 +99,8 @@ def test_points_frame_reports_what_the_view_hides() -> None:
 
 
 def test_paths_start_at_the_projection_and_one_step_paths_are_straight() -> None:
-    ode = lo.ODESteer(n_components=512).fit(POS, NEG)
-    step = lo.StepODESteer(n_components=512).fit(POS, NEG)
+    ode = lo.ODESteer(lo.sketch_barrier(n_components=512)).fit(POS, NEG)
+    step = lo.StepODESteer(lo.sketch_barrier(n_components=512)).fit(POS, NEG)
     caa = lo.CAA().fit(POS, NEG)
     view = fit_projection(POS, NEG)
     start = NEG[:4]

@@ -136,7 +136,7 @@ def test_none_equals_the_unsteered_model(model: Any) -> None:
 
 def test_zero_strength_is_exactly_no_steering(model: Any) -> None:
     pos, neg = torch.randn(16, 64) + 1, torch.randn(16, 64)
-    ode = lo.ODESteer(n_components=256).fit(pos, neg)
+    ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     prompts, answers = ["The sun is", "A long road to the"], [" good", " sea and back"]
     base = answer_logprobs(model, prompts, answers, None)
     np.testing.assert_array_equal(
@@ -166,7 +166,9 @@ def test_margin_steerer_strength_is_capped_at_the_residual_norm() -> None:
     from lens_odesteer.evaluation.runner import EvalConfig, _candidates
 
     pos, neg = torch.randn(40, 16) + 2.0, torch.randn(40, 16) - 2.0
-    steerer = lo.ODESteer(n_components=256, margin=0.0).fit(pos, neg)
+    steerer = lo.ODESteer(
+        lo.sketch_barrier(n_components=256), stop=lo.steerers.BarrierMargin(0.0)
+    ).fit(pos, neg)
     ref = pos[:10]  # already on the desired side: no displacement is reachable
     norm = float(ref.norm(dim=-1).mean())
     cfg = EvalConfig(task="t", methods=["ODESteer-margin"], layer=0, hook="h", grid=(0.1,))

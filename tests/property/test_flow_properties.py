@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lens_odesteer as lo
+from lens_odesteer.flows import AdaptiveSteps
+from lens_odesteer.steerers import BarrierMargin
 
 widths = st.integers(min_value=2, max_value=16)
 seeds = st.integers(min_value=0, max_value=2**16)
@@ -26,12 +28,24 @@ def _blobs(d: int, seed: int, n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
     return pos, neg
 
 
-def _steerers(seed: int) -> list[lo.AbstractSteerer]:
+def _sketch(seed: int) -> lo.barriers.KernelLogisticBarrier:
+    return lo.sketch_barrier(n_components=128, gamma=1.0, seed=seed % 97)
+
+
+def _steps(solver: str, k: int) -> int | AdaptiveSteps:
+    """``k`` fixed steps, or the adaptive solver's controller whose first step is ``T / k``."""
+    return AdaptiveSteps(initial_steps=k) if solver == "dopri5" else k
+
+
+def _steerers(seed: int) -> list[lo.steerers.AbstractSteerer]:
     return [
-        lo.ODESteer(n_components=128, gamma=1.0, seed=seed % 97),
-        lo.ODESteer(n_components=64, degree=3, gamma=0.5, seed=seed % 89, solver="midpoint"),
+        lo.ODESteer(_sketch(seed)),
+        lo.ODESteer(
+            lo.sketch_barrier(n_components=64, degree=3, gamma=0.5, seed=seed % 89),
+            solver="midpoint",
+        ),
         lo.RFFODESteer(n_components=64, seed=seed % 83),
-        lo.ValueSteer(hidden=8, value_max_iter=30, seed=seed % 79, normalize=True),
+        lo.ValueSteer(hidden=8, max_iter=30, seed=seed % 79, normalize=True),
     ]
 
 
@@ -56,8 +70,8 @@ def test_barrier_does_not_decrease_along_trajectories_on_fit_data(d, seed, T) ->
     n_steps = 200
     dt = T / n_steps
     for make in (
-        lambda: lo.ODESteer(n_components=128, gamma=1.0, n_steps=n_steps, seed=seed % 97),
-        lambda: lo.RFFODESteer(n_components=64, n_steps=n_steps, seed=seed % 83),
+        lambda: lo.ODESteer(_sketch(seed), steps=n_steps),
+        lambda: lo.RFFODESteer(n_components=64, steps=n_steps, seed=seed % 83),
     ):
         s = make().fit(pos, neg)
         traj = s.trajectory(acts, T)
@@ -75,11 +89,11 @@ def test_barrier_does_not_decrease_along_trajectories_on_fit_data(d, seed, T) ->
 @given(d=widths, seed=seeds, T=strengths, k=st.integers(min_value=1, max_value=12))
 def test_one_ode_step_equals_step_odesteer(d, seed, T, k) -> None:
     pos, neg = _blobs(d, seed)
-    ode = lo.ODESteer(n_components=128, gamma=1.0, seed=seed % 97, n_steps=k).fit(pos, neg)
-    step = lo.StepODESteer(n_components=128, gamma=1.0, seed=seed % 97).fit(pos, neg)
+    ode = lo.ODESteer(_sketch(seed), steps=k).fit(pos, neg)
+    step = lo.StepODESteer(_sketch(seed)).fit(pos, neg)
     traj = ode.trajectory(neg, T)
     torch.testing.assert_close(traj.ys[1], step.steer(neg, T / k), rtol=1e-12, atol=1e-12)
-    one = lo.ODESteer(n_components=128, gamma=1.0, seed=seed % 97, n_steps=1).fit(pos, neg)
+    one = lo.ODESteer(_sketch(seed), steps=1).fit(pos, neg)
     assert torch.equal(one.steer(neg, T), step.steer(neg, T))
 
 
@@ -87,7 +101,8 @@ def test_one_ode_step_equals_step_odesteer(d, seed, T, k) -> None:
 def test_linear_barrier_ode_equals_one_step_addition(d, seed, T, k) -> None:
     pos, neg = _blobs(d, seed)
     for solver in ("euler", "rk4", "dopri5"):
-        ode = lo.ODESteer(custom_barrier=lo.LinearBarrier(), n_steps=k, solver=solver).fit(pos, neg)
+        barrier = lo.barriers.LinearBarrier()
+        ode = lo.ODESteer(barrier, steps=_steps(solver, k), solver=solver).fit(pos, neg)
         iti = lo.ITI().fit(pos, neg)
         torch.testing.assert_close(ode.steer(neg, T), iti.steer(neg, T), rtol=1e-9, atol=1e-9)
 
@@ -95,7 +110,7 @@ def test_linear_barrier_ode_equals_one_step_addition(d, seed, T, k) -> None:
 @given(d=widths, seed=seeds, T=strengths, k=st.integers(min_value=1, max_value=30))
 def test_sketch_ode_preserves_norm_up_to_euler_error(d, seed, T, k) -> None:
     pos, neg = _blobs(d, seed)
-    s = lo.ODESteer(n_components=128, gamma=1.0, seed=seed % 97, n_steps=k).fit(pos, neg)
+    s = lo.ODESteer(_sketch(seed), steps=k).fit(pos, neg)
     out = s.steer(neg, T)
     r0, r1 = neg.norm(dim=-1), out.norm(dim=-1)
     dt = T / k
@@ -110,13 +125,15 @@ def test_early_stopping_leaves_rows_above_margin_unchanged(d, seed, T, margin) -
     pos, neg = _blobs(d, seed)
     acts = torch.cat([pos, neg])
     for solver in ("euler", "rk4", "dopri5"):
-        s = lo.ODESteer(n_components=128, gamma=1.0, margin=margin, solver=solver).fit(pos, neg)
+        flow = {"solver": solver, "steps": _steps(solver, 10)}
+        s = lo.ODESteer(_sketch(0), stop=BarrierMargin(margin), **flow).fit(pos, neg)
         h0 = s.barrier_value(acts)
         out = s.steer(acts, T)
         safe = h0 >= margin
         assert torch.equal(out[safe], acts[safe])
-        free = lo.ODESteer(n_components=128, gamma=1.0, solver=solver).fit(pos, neg)
-        assert (s.barrier_value(out[~safe]) <= free.barrier_value(free.steer(acts[~safe], T)) + 1e-9).all()
+        free = lo.ODESteer(_sketch(0), **flow).fit(pos, neg)
+        h_free = free.barrier_value(free.steer(acts[~safe], T))
+        assert (s.barrier_value(out[~safe]) <= h_free + 1e-9).all()
 
 
 @given(d=widths, seed=seeds, T=strengths, cut=st.integers(min_value=1, max_value=47))

@@ -34,10 +34,10 @@ COUNTS: dict[str, int] = {}
 SLOW_COUNTS: dict[str, int] = {}
 
 BASE_STEERERS: dict[str, Callable[[], lo.AbstractSteerer]] = {
-    "ODESteer": lambda: lo.ODESteer(n_components=64),
+    "ODESteer": lambda: lo.ODESteer(lo.sketch_barrier(n_components=64)),
     "CAA": lambda: lo.CAA(),
     "MiMiC": lambda: lo.MiMiC(),
-    "ValueSteer": lambda: lo.ValueSteer(hidden=4, value_max_iter=10),
+    "ValueSteer": lambda: lo.ValueSteer(hidden=4, max_iter=10),
     "LinAcT": lambda: lo.LinAcT(),
 }
 
@@ -437,7 +437,7 @@ def test_base_files_load_and_steer(base_files: dict[str, bytes], tmp_path: Path)
         path = tmp_path / f"{name}.safetensors"
         path.write_bytes(data)
         assert check_file(path) is None
-        assert type(lo.load_steerer(path)).__name__ == name
+        assert lo.load_steerer(path).name == name
 
 
 BUG_FITTED_TYPES = (

@@ -23,17 +23,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lens_odesteer as lo
+from lens_odesteer.flows import AdaptiveSteps
+from lens_odesteer.steerers import BarrierMargin
 
 EXAMPLES = int(
     os.environ.get("RELIABILITY_EXAMPLES", "40")
 )  # per hypothesis test (9 steerers + 5 solvers + 3 input tests)
 COUNTS: Counter[str] = Counter()
 
-STEERERS: dict[str, Callable[[], lo.AbstractSteerer]] = {
-    "ODESteer": lambda: lo.ODESteer(n_components=64),
-    "StepODESteer": lambda: lo.StepODESteer(n_components=64),
+STEERERS: dict[str, Callable[[], lo.steerers.AbstractSteerer]] = {
+    "ODESteer": lambda: lo.ODESteer(lo.sketch_barrier(n_components=64)),
+    "StepODESteer": lambda: lo.StepODESteer(lo.sketch_barrier(n_components=64)),
     "RFFODESteer": lambda: lo.RFFODESteer(n_components=32),
-    "ValueSteer": lambda: lo.ValueSteer(hidden=4, value_max_iter=10),
+    "ValueSteer": lambda: lo.ValueSteer(hidden=4, max_iter=10),
     "CAA": lambda: lo.CAA(),
     "ITI": lambda: lo.ITI(),
     "RepE": lambda: lo.RepE(),
@@ -178,7 +180,7 @@ def check_all_methods(
     if v is not None and finite_in:
         check_finite_tensor(f"{name}.vector_field({where})", v, (*lead, s.d_model_))
     if s.has_barrier:
-        h = call(f"{name}.barrier({where})", "barrier", lambda: s.barrier_value(x))
+        h = call(f"{name}.barrier({where})", "barrier_value", lambda: s.barrier_value(x))
         if h is not None and finite_in:
             check_finite_tensor(f"{name}.barrier({where})", h, lead)
     tr = call(f"{name}.trajectory({where}, T={T})", "trajectory", lambda: s.trajectory(x, T))
@@ -233,8 +235,11 @@ def test_public_api_property(name: str, data: st.DataObject) -> None:
 def test_ode_solver_property(
     solver: str, data: st.DataObject, n_steps: int, margin: float | None
 ) -> None:
-    def make() -> lo.AbstractSteerer:
-        return lo.ODESteer(n_components=64, solver=solver, n_steps=n_steps, margin=margin)
+    def make() -> lo.steerers.AbstractSteerer:
+        steps = AdaptiveSteps(initial_steps=n_steps) if solver == "dopri5" else n_steps
+        stop = None if margin is None else BarrierMargin(margin)
+        barrier = lo.sketch_barrier(n_components=64)
+        return lo.ODESteer(barrier, solver=solver, steps=steps, stop=stop)
 
     with contextlib.suppress(Float16Overflow):
         run_steerer_case(f"ODESteer[{solver},n_steps={n_steps},margin={margin}]", data, make)
@@ -301,8 +306,8 @@ def test_invalid_steer_inputs_raise_library_errors(name: str) -> None:
         "list": [[0.0] * 4],
     }
     for label, x in bad.items():
-        for method in ("steer", "trajectory", "vector_field", "barrier"):
-            if method == "barrier" and not s.has_barrier:
+        for method in ("steer", "trajectory", "vector_field", "barrier_value"):
+            if method == "barrier_value" and not s.has_barrier:
                 continue
             fn = getattr(s, method)
             args = (x, 1.0) if method in ("steer", "trajectory") else (x,)

@@ -31,7 +31,7 @@ class Case:
 
 
 def _ode(**kw) -> lo.ODESteer:
-    return lo.ODESteer(n_components=64, **kw)
+    return lo.ODESteer(lo.sketch_barrier(n_components=64), **kw)
 
 
 def _finite_steer(steerer: lo.AbstractSteerer, acts: torch.Tensor, T: float) -> torch.Tensor:
@@ -86,7 +86,7 @@ def _deterministic(_: Path) -> None:
 
 
 def _zero_grad(_: Path) -> None:
-    s = _ode(custom_barrier=lo.LinearBarrier()).fit(POS, NEG)
+    s = lo.ODESteer(lo.barriers.LinearBarrier()).fit(POS, NEG)
     s.barrier_.coef_ = torch.zeros(4)
     assert torch.equal(_finite_steer(s, NEG, 2.0), NEG)
 
@@ -221,10 +221,16 @@ CASES = [
         "`T` must be finite",
     ),
     Case(
-        "n_steps",
-        lambda _: _ode(n_steps=0).fit(POS, NEG),
+        "steps",
+        lambda _: _ode(steps=0).fit(POS, NEG),
         lo.InvalidParameterError,
-        "`n_steps` must be >= 1",
+        "`steps` must be an int >= 1",
+    ),
+    Case(
+        "steps-solver",
+        lambda _: _ode(solver="dopri5").fit(POS, NEG),
+        lo.InvalidParameterError,
+        r"adaptive; pass `steps=AdaptiveSteps\(\.\.\.\)`",
     ),
     Case(
         "solver",
@@ -234,7 +240,7 @@ CASES = [
     ),
     Case(
         "n_components",
-        lambda _: lo.ODESteer(n_components=0).fit(POS, NEG),
+        lambda _: lo.ODESteer(lo.sketch_barrier(n_components=0)).fit(POS, NEG),
         lo.InvalidParameterError,
         "`n_components` must be >= 1",
     ),
