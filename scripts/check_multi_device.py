@@ -52,7 +52,7 @@ def main(devices: list[str]) -> int:
     hooks = {lo.resid_post(1): devices[0], lo.resid_post(n_layers - 2): devices[1]}
     gen = torch.Generator().manual_seed(0)
     steerers = {
-        h: lo.ODESteer(n_components=256).fit(
+        h: lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(
             torch.randn(64, 128, generator=gen) + 0.5, torch.randn(64, 128, generator=gen) - 0.5
         )
         for h in hooks

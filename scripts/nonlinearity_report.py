@@ -125,7 +125,7 @@ def run_layer(
         assert cand.label == row["label"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            steerer = lo.ODESteer(custom_barrier=cand.barrier).fit(split.train_pos, split.train_neg)
+            steerer = lo.ODESteer(cand.barrier).fit(split.train_pos, split.train_neg)
         bent = field_variation(steerer, test_acts, labels=test_labels, T=fv.T)
         best_ll = frame["test_log_likelihood"].max()
         print(
