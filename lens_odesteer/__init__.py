@@ -1,66 +1,32 @@
 """lens_odesteer: ODE-based activation steering (ODESteer) for TransformerLens models.
 
+The top-level namespace holds what a user needs to fit steerers, steer a model and compare
+methods; everything else stays importable from its module (``lens_odesteer.barriers``,
+``lens_odesteer.features``, ``lens_odesteer.flows``, ``lens_odesteer.analysis``,
+``lens_odesteer.viz``, ``lens_odesteer.evaluation``, ...).
+
 Example:
     >>> import torch, lens_odesteer as lo
     >>> pos, neg = torch.randn(32, 576) + 0.3, torch.randn(32, 576) - 0.3
-    >>> lo.ODESteer(n_components=1024).fit(pos, neg).steer(neg[:4], T=5.0).shape
+    >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=1024)).fit(pos, neg)
+    >>> ode.steer(neg[:4], T=ode.T_for(0.1)).shape
     torch.Size([4, 576])
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from lens_odesteer._version import __version__
-from lens_odesteer.barriers import (
-    AbstractBarrier,
-    KernelLogisticBarrier,
-    LinearBarrier,
-    MLPValueBarrier,
-)
-from lens_odesteer.datasets import ContrastDataset, ContrastPair, format_chat, load_builtin
-from lens_odesteer.errors import (
-    FileFormatError,
-    HookNameError,
-    IntegrationError,
-    InvalidActivationsError,
-    InvalidParameterError,
-    LensOdesteerError,
-    ModelLoadError,
-    NotFittedError,
-    ProvenanceError,
-    ShapeMismatchError,
-)
-from lens_odesteer.features import (
-    AbstractFeatureMap,
-    IdentityFeatures,
-    PolynomialSketch,
-    RandomFourierFeatures,
-)
-from lens_odesteer.flows import Trajectory, integrate
-from lens_odesteer.hooks import (
-    SteeringHandle,
-    SteeringHook,
-    attach,
-    generate,
-    make_hooks,
-    steering,
-)
-from lens_odesteer.io import load_steerer, read_header, save_steerer
-from lens_odesteer.models.names import (
-    attn_out,
-    mlp_out,
-    model_d_model,
-    model_n_layers,
-    resid_post,
-    resid_pre,
-    validate_hook_name,
-)
+from lens_odesteer.errors import LensOdesteerError
+from lens_odesteer.hooks import SteeringHook, SteeringPlan, generate, steering
+from lens_odesteer.io import load_steerer
+from lens_odesteer.models.names import resid_post, resid_pre
 from lens_odesteer.steerers import (
     CAA,
     ITI,
-    AbstractSteerer,
     LinAcT,
     MiMiC,
     ODESteer,
@@ -72,131 +38,148 @@ from lens_odesteer.steerers import (
 )
 
 if TYPE_CHECKING:
-    from lens_odesteer.activations import answer_spans, collect_activations
+    from lens_odesteer.activations import collect_activations
     from lens_odesteer.analysis import (
-        BarrierSearchResult,
-        FieldVariation,
         field_variation,
-        field_variation_by_layer,
         fit_projection,
         search_barrier,
         step_logits,
         trajectory_frame,
     )
+    from lens_odesteer.datasets import load_builtin
     from lens_odesteer.evaluation.runner import evaluate
-    from lens_odesteer.evaluation.stats import bootstrap_ci, paired_bootstrap
-    from lens_odesteer.evaluation.strength import calibrate_kl, calibrated_T
-    from lens_odesteer.evaluation.tasks import make_task
-    from lens_odesteer.models.loading import load_model, model_provenance
+    from lens_odesteer.evaluation.strength import match_strength
+    from lens_odesteer.models.loading import load_model
     from lens_odesteer.models.tiny import tiny_bridge
     from lens_odesteer.report import comparison_report
 
-# Names whose modules import transformers / TransformerLens are loaded on first use, so that
-# `import lens_odesteer` stays fast for pure-tensor work.
+# Names whose modules import transformers / TransformerLens / pandas are loaded on first use, so
+# that `import lens_odesteer` stays fast for pure-tensor work.
 _LAZY = {
+    "collect_activations": "lens_odesteer.activations",
+    "comparison_report": "lens_odesteer.report",
+    "evaluate": "lens_odesteer.evaluation.runner",
+    "field_variation": "lens_odesteer.analysis",
+    "fit_projection": "lens_odesteer.analysis",
+    "load_builtin": "lens_odesteer.datasets",
+    "rff_barrier": "lens_odesteer.steerers",
+    "sketch_barrier": "lens_odesteer.steerers",
+    "value_barrier": "lens_odesteer.steerers",
+    "load_model": "lens_odesteer.models.loading",
+    "match_strength": "lens_odesteer.evaluation.strength",
+    "search_barrier": "lens_odesteer.analysis",
+    "step_logits": "lens_odesteer.analysis",
+    "tiny_bridge": "lens_odesteer.models.tiny",
+    "trajectory_frame": "lens_odesteer.analysis",
+}
+
+# Names that were top-level before the namespace was curated: still served (with a warning
+# that says where they live now), never listed in __all__.
+_MOVED = {
+    "AbstractBarrier": "lens_odesteer.barriers",
+    "AbstractFeatureMap": "lens_odesteer.features",
+    "AbstractSteerer": "lens_odesteer.steerers",
+    "BarrierSearchResult": "lens_odesteer.analysis",
+    "ContrastDataset": "lens_odesteer.datasets",
+    "ContrastPair": "lens_odesteer.datasets",
+    "FieldVariation": "lens_odesteer.analysis",
+    "FileFormatError": "lens_odesteer.errors",
+    "HookNameError": "lens_odesteer.errors",
+    "IdentityFeatures": "lens_odesteer.features",
+    "IntegrationError": "lens_odesteer.errors",
+    "InvalidActivationsError": "lens_odesteer.errors",
+    "InvalidParameterError": "lens_odesteer.errors",
+    "KernelLogisticBarrier": "lens_odesteer.barriers",
+    "LinearBarrier": "lens_odesteer.barriers",
+    "MLPValueBarrier": "lens_odesteer.barriers",
+    "ModelLoadError": "lens_odesteer.errors",
+    "NotFittedError": "lens_odesteer.errors",
+    "PolynomialSketch": "lens_odesteer.features",
+    "ProvenanceError": "lens_odesteer.errors",
+    "RandomFourierFeatures": "lens_odesteer.features",
+    "ShapeMismatchError": "lens_odesteer.errors",
+    "SteeringConflictError": "lens_odesteer.errors",
+    "SteeringHandle": "lens_odesteer.hooks",
+    "Trajectory": "lens_odesteer.flows",
+    "answer_spans": "lens_odesteer.activations",
+    "attn_out": "lens_odesteer.models.names",
     "bootstrap_ci": "lens_odesteer.evaluation.stats",
     "calibrate_kl": "lens_odesteer.evaluation.strength",
     "calibrated_T": "lens_odesteer.evaluation.strength",
-    "evaluate": "lens_odesteer.evaluation.runner",
-    "make_task": "lens_odesteer.evaluation.tasks",
-    "paired_bootstrap": "lens_odesteer.evaluation.stats",
-    "BarrierSearchResult": "lens_odesteer.analysis",
-    "FieldVariation": "lens_odesteer.analysis",
-    "comparison_report": "lens_odesteer.report",
-    "field_variation": "lens_odesteer.analysis",
     "field_variation_by_layer": "lens_odesteer.analysis",
-    "fit_projection": "lens_odesteer.analysis",
-    "search_barrier": "lens_odesteer.analysis",
-    "step_logits": "lens_odesteer.analysis",
-    "trajectory_frame": "lens_odesteer.analysis",
-    "answer_spans": "lens_odesteer.activations",
-    "collect_activations": "lens_odesteer.activations",
-    "load_model": "lens_odesteer.models.loading",
+    "format_chat": "lens_odesteer.datasets",
+    "integrate": "lens_odesteer.flows",
+    "make_task": "lens_odesteer.evaluation.tasks",
+    "mlp_out": "lens_odesteer.models.names",
+    "model_d_model": "lens_odesteer.models.names",
+    "model_n_layers": "lens_odesteer.models.names",
     "model_provenance": "lens_odesteer.models.loading",
-    "tiny_bridge": "lens_odesteer.models.tiny",
+    "paired_bootstrap": "lens_odesteer.evaluation.stats",
+    "read_header": "lens_odesteer.io",
+    "save_steerer": "lens_odesteer.io",
+    "validate_hook_name": "lens_odesteer.models.names",
+}
+
+# Removed entry points: one plan and three ways to apply it replace them.
+_REMOVED = {
+    "attach": "use `with lo.steering(model, plan):` (hooks removed however the block ends)",
+    "make_hooks": "use `plan.hooks(model)` with a `lo.SteeringPlan`",
 }
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    module = _MOVED.get(name)
+    if module is not None:
+        warnings.warn(
+            f"`lens_odesteer.{name}` moved out of the top-level namespace; import it from "
+            f"`{module}` (`from {module} import {name}`).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), name)
+    if name in _REMOVED:
+        raise AttributeError(f"`lens_odesteer.{name}` was removed: {_REMOVED[name]}.")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "CAA",
     "ITI",
-    "AbstractBarrier",
-    "AbstractFeatureMap",
-    "AbstractSteerer",
-    "BarrierSearchResult",
-    "ContrastDataset",
-    "ContrastPair",
-    "FieldVariation",
-    "FileFormatError",
-    "HookNameError",
-    "IdentityFeatures",
-    "IntegrationError",
-    "InvalidActivationsError",
-    "InvalidParameterError",
-    "KernelLogisticBarrier",
     "LensOdesteerError",
     "LinAcT",
-    "LinearBarrier",
-    "MLPValueBarrier",
     "MiMiC",
-    "ModelLoadError",
-    "NotFittedError",
     "ODESteer",
-    "PolynomialSketch",
-    "ProvenanceError",
     "RFFODESteer",
     "RFFStepODESteer",
-    "RandomFourierFeatures",
     "RepE",
-    "ShapeMismatchError",
-    "SteeringHandle",
     "SteeringHook",
+    "SteeringPlan",
     "StepODESteer",
-    "Trajectory",
     "ValueSteer",
     "__version__",
-    "answer_spans",
-    "attach",
-    "attn_out",
-    "bootstrap_ci",
-    "calibrate_kl",
-    "calibrated_T",
     "collect_activations",
     "comparison_report",
     "evaluate",
     "field_variation",
-    "field_variation_by_layer",
     "fit_projection",
-    "format_chat",
     "generate",
-    "integrate",
     "load_builtin",
     "load_model",
     "load_steerer",
-    "make_hooks",
-    "make_task",
-    "mlp_out",
-    "model_d_model",
-    "model_n_layers",
-    "model_provenance",
-    "paired_bootstrap",
-    "read_header",
+    "match_strength",
     "resid_post",
     "resid_pre",
-    "save_steerer",
+    "rff_barrier",
     "search_barrier",
+    "sketch_barrier",
     "steering",
     "step_logits",
     "tiny_bridge",
     "trajectory_frame",
-    "validate_hook_name",
+    "value_barrier",
 ]

@@ -5,7 +5,7 @@ Main entry point: :func:`evaluate` (``lens-odesteer eval TASK``).
 
 from __future__ import annotations
 
-from lens_odesteer.evaluation.likelihood import Steering, answer_logprobs, next_token_logprobs
+from lens_odesteer.evaluation.likelihood import answer_logprobs, next_token_logprobs
 from lens_odesteer.evaluation.methods import ALL_METHODS, ONE_STEP, make_steerer, parse_methods
 from lens_odesteer.evaluation.runner import EvalConfig, evaluate
 from lens_odesteer.evaluation.sampling import sample_continuations
@@ -27,7 +27,6 @@ __all__ = [
     "TASKS",
     "EvalConfig",
     "PartStore",
-    "Steering",
     "Task",
     "answer_logprobs",
     "atomic_write_text",

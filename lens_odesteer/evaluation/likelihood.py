@@ -2,8 +2,8 @@
 
 Texts are tokenized one by one exactly as ``model.to_tokens(text)`` does, sorted by length,
 left-padded and run with an attention mask. Steering uses the same
-:func:`~lens_odesteer.hooks.make_hooks` as generation, with a boolean token-position mask per
-row: every position from the last prompt token through the end of the text (the reference's
+:class:`~lens_odesteer.hooks.SteeringPlan` hooks as generation, with a boolean token-position
+mask per row: every position from the last prompt token through the end of the text (the reference's
 multiple-choice semantics), so the prompt before its last token is never edited and the answer
 is read under the steered model.
 
@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from torch import Tensor
 
 from lens_odesteer.activations import answer_spans
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.hooks import _model, make_hooks
+from lens_odesteer.hooks import SteeringPlan, _model
 from lens_odesteer.hooks._model import model_device, pad_token_id
 from lens_odesteer.models.names import (
     HookedModel,
@@ -36,23 +35,8 @@ from lens_odesteer.models.names import (
     model_n_layers,
     resid_post,
 )
-from lens_odesteer.steerers.base import AbstractSteerer
 
-__all__ = ["PREFIX_CACHE", "Steering", "answer_logprobs", "next_token_logprobs"]
-
-
-@dataclass(frozen=True)
-class Steering:
-    """One steering plan: ``steerer`` at ``hook`` with strength ``T`` (None: unsteered)."""
-
-    hook: str
-    steerer: AbstractSteerer | None
-    T: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        """True when this plan edits anything (a steerer and ``T > 0``)."""
-        return self.steerer is not None and self.T > 0.0
+__all__ = ["PREFIX_CACHE", "answer_logprobs", "next_token_logprobs"]
 
 
 def _tokens(model: HookedModel, text: str) -> Tensor:
@@ -145,7 +129,7 @@ def _splittable(model: HookedModel, hook: str) -> bool:
 
 
 def _forward(
-    model: HookedModel, ids: Tensor, att: Tensor, scope: Tensor, plan: Steering | None
+    model: HookedModel, ids: Tensor, att: Tensor, scope: Tensor, plan: SteeringPlan | None
 ) -> Tensor:
     device = model_device(model)
     ids = ids.masked_fill(att == 0, pad_token_id(model))
@@ -153,13 +137,12 @@ def _forward(
         logits = model(ids.to(device), attention_mask=att.to(device), return_type="logits")
         assert isinstance(logits, Tensor)
         return logits
-    assert plan.steerer is not None
-    pairs = make_hooks(model, {plan.hook: plan.steerer}, plan.T, scope=scope, attention_mask=att)
-    if _splittable(model, plan.hook):
+    pairs = plan.replace(scope=scope, attention_mask=att).hooks(model)
+    if len(pairs) == 1 and _splittable(model, pairs[0][0]):
         name, steering_hook = pairs[0]
-        resid = PREFIX_CACHE.get(model, plan.hook, ids, att)
+        resid = PREFIX_CACHE.get(model, name, ids, att)
         steered = steering_hook(resid, hook=_model.hook_dict(model)[name])
-        layer = hook_layer(plan.hook)
+        layer = hook_layer(name)
         assert layer is not None
         logits = model(steered, start_at_layer=layer + 1, attention_mask=att.to(device))
     else:
@@ -173,7 +156,7 @@ def answer_logprobs(
     model: HookedModel,
     prompts: Sequence[str],
     answers: Sequence[str],
-    plan: Steering | None = None,
+    plan: SteeringPlan | None = None,
     *,
     batch_size: int = 16,
 ) -> np.ndarray:
@@ -217,7 +200,7 @@ def answer_logprobs(
 def next_token_logprobs(
     model: HookedModel,
     prompts: Sequence[str],
-    plan: Steering | None = None,
+    plan: SteeringPlan | None = None,
     *,
     steer_from: Sequence[int] | None = None,
     token_ids: Sequence[int] | None = None,

@@ -23,8 +23,7 @@ import pandas as pd
 import torch
 
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.evaluation.likelihood import Steering
-from lens_odesteer.hooks import generate
+from lens_odesteer.hooks import SteeringPlan, generate
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["SamplingConfig", "sample_continuations"]
@@ -55,7 +54,7 @@ def _cut(text: str, stops: Sequence[str]) -> str:
 def sample_continuations(
     model: HookedModel,
     prompts: Sequence[str],
-    plan: Steering | None,
+    plan: SteeringPlan | None,
     *,
     seeds: Sequence[int] = (0,),
     max_new_tokens: int = 32,
@@ -80,12 +79,7 @@ def sample_continuations(
     names = list(range(len(prompts))) if units is None else list(units)
     if len(names) != len(prompts):
         raise InvalidParameterError(f"`units` has {len(names)} names for {len(prompts)} prompts.")
-    steer = None
-    strength: float | None = None
-    if plan is not None and plan.active:
-        assert plan.steerer is not None
-        steer = {plan.hook: plan.steerer}
-        strength = plan.T
+    steer = plan if plan is not None and plan.active else None
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
     if do_sample:
         kwargs.update(temperature=temperature, top_p=top_p)
@@ -99,7 +93,7 @@ def sample_continuations(
         for b in range(0, len(jobs), batch_size):
             batch = jobs[b : b + batch_size]
             torch.manual_seed(int(seeds[0]) * 1_000_003 + b)
-            texts = generate(model, [prompts[i] for _, i in batch], steer, T=strength, **kwargs)
+            texts = generate(model, [prompts[i] for _, i in batch], steer, **kwargs)
             assert isinstance(texts, list)
             for (seed, i), text in zip(batch, texts, strict=True):
                 rows.append(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jaxtyping import Float
@@ -31,13 +31,15 @@ from torch import Tensor
 
 from lens_odesteer._validation import check_finite_float
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.evaluation.likelihood import Steering, next_token_logprobs
+from lens_odesteer.evaluation.likelihood import next_token_logprobs
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 from lens_odesteer.steerers.base import AbstractSteerer
 
 __all__ = [
     "calibrate_kl",
     "calibrated_T",
+    "match_strength",
     "mean_displacement",
     "mean_next_token_kl",
     "solve_T_for_displacement",
@@ -157,7 +159,8 @@ def mean_next_token_kl(
         reference = next_token_logprobs(model, prompts, None, batch_size=batch_size)
     if T == 0.0:
         return 0.0
-    steered = next_token_logprobs(model, prompts, Steering(hook, steerer, T), batch_size=batch_size)
+    plan = SteeringPlan({hook: steerer}, T=T)
+    steered = next_token_logprobs(model, prompts, plan, batch_size=batch_size)
     kl = (reference.exp() * (reference - steered)).sum(-1)
     return float(kl.clamp_min(0.0).mean())
 
@@ -229,3 +232,81 @@ def calibrated_T(steerer: AbstractSteerer) -> float:
             "steerer.save(path, provenance=steerer.provenance_))."
         )
     return float(cal["T"])
+
+
+def match_strength(
+    steerers: Mapping[str, AbstractSteerer],
+    *,
+    acts: Float[Tensor, "n d_model"] | None = None,
+    strength: float | None = None,
+    kl: float | None = None,
+    model: HookedModel | None = None,
+    hook: str | None = None,
+    prompts: Sequence[str] | None = None,
+    batch_size: int = 16,
+) -> dict[str, float]:
+    """Return each steerer's native ``T`` so that all of them move a model equally.
+
+    Two scales (give exactly one):
+
+    * ``strength`` with ``acts``: the mean displacement ``|steer(a, T) - a|`` of the rows of
+      ``acts`` equals ``strength`` times their mean norm (for ODE paths that bend the net
+      displacement, not the arc length, is matched);
+    * ``kl`` with ``model``, ``hook`` and ``prompts``: the mean next-token
+      ``KL(p_unsteered || p_steered)`` after the prompts equals ``kl`` nats (the last prompt
+      token steered), as :func:`calibrate_kl`, without storing anything.
+
+    The values go straight into a plan as native strengths:
+    ``lo.steering(model, {hook: ode}, T=Ts["ODESteer"])``.
+
+    Example:
+        >>> import torch, lens_odesteer as lo
+        >>> pos, neg = torch.randn(64, 16) + 0.5, torch.randn(64, 16) - 0.5
+        >>> methods = {"CAA": lo.CAA().fit(pos, neg), "ITI": lo.ITI().fit(pos, neg)}
+        >>> Ts = match_strength(methods, acts=neg, strength=0.2)
+        >>> target = 0.2 * float(neg.norm(dim=-1).mean())
+        >>> all(abs(mean_displacement(s, neg, Ts[k]) / target - 1) < 0.01
+        ...     for k, s in methods.items())
+        True
+    """
+    if not isinstance(steerers, Mapping) or not steerers:
+        raise InvalidParameterError(
+            "`steerers` must be a non-empty dict {label: fitted steerer}; got "
+            f"{type(steerers).__name__}."
+        )
+    if (strength is None) == (kl is None):
+        raise InvalidParameterError(
+            "Give exactly one of `strength` (with `acts`: match the mean displacement) or `kl` "
+            f"(with `model`, `hook`, `prompts`: match the next-token KL); got strength={strength!r}"
+            f", kl={kl!r}."
+        )
+    for label, steerer in steerers.items():
+        if not isinstance(steerer, AbstractSteerer):
+            raise InvalidParameterError(
+                f"`steerers[{label!r}]` must be a fitted steerer; got {type(steerer).__name__}."
+            )
+        steerer._check_is_fitted()
+    if strength is not None:
+        if acts is None:
+            raise InvalidParameterError("Displacement matching needs `acts` (reference rows).")
+        s = check_finite_float(strength, "strength", minimum=0.0)
+        a = acts.reshape(-1, acts.shape[-1]).float()
+        target = s * float(a.norm(dim=-1).mean())
+        return {
+            label: solve_T_for_displacement(st, a, target, t_max=st.max_T)
+            for label, st in steerers.items()
+        }
+    if model is None or hook is None or not prompts:
+        raise InvalidParameterError("KL matching needs `model`, `hook` and non-empty `prompts`.")
+    budget = check_finite_float(kl, "kl", minimum=0.0, strict=True)
+    reference = next_token_logprobs(model, prompts, None, batch_size=batch_size)
+    out = {}
+    for label, st in steerers.items():
+
+        def fn(t: float, st: AbstractSteerer = st) -> float:
+            return mean_next_token_kl(
+                model, prompts, hook, st, t, reference=reference, batch_size=batch_size
+            )
+
+        out[label], _ = solve_monotone(fn, budget, t_max=st.max_T, rel_tol=0.05, max_iter=25)
+    return out

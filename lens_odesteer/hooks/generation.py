@@ -1,15 +1,17 @@
-"""Steered generation with exact per-row token positions: :func:`generate`.
+"""Generation with exact per-row token positions for already built steering hooks.
 
-The helper tokenizes the prompts itself, pads them on the LEFT, and tells every steering hook
-each row's padding and prompt length and whether the KV cache is used, before calling the
-model's own ``generate`` with the attention mask. The hooks then place every call exactly, so all
-scopes mean the same per row whatever the padding, and greedy decoding gives the same tokens with
-and without the KV cache and for a batch as for each prompt alone.
+:func:`generate_with_hooks` tokenizes the prompts itself, pads them on the LEFT, and opens a
+generation session on every steering hook (each row's padding and prompt length, and whether the
+KV cache is used) around the model's own ``generate``. The hooks then place every call exactly,
+so all scopes mean the same per row whatever the padding, and greedy decoding gives the same
+tokens with and without the KV cache and for a batch as for each prompt alone. The public entry
+points are :func:`lens_odesteer.hooks.generate` and ``handle.generate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import torch
@@ -18,96 +20,13 @@ from torch import Tensor
 from lens_odesteer._validation import check_positive_int
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.hooks import _model
-from lens_odesteer.hooks.attach import SteererSpec
-from lens_odesteer.hooks.attach import steering as _steering
 from lens_odesteer.hooks.hook import SteeringHook
-from lens_odesteer.hooks.scope import PromptLayout, Scope
+from lens_odesteer.hooks.scope import PromptLayout
 from lens_odesteer.models.names import HookedModel, is_bridge
 
-__all__ = ["generate", "generate_with_hooks"]
+__all__ = ["generate_with_hooks"]
 
 _RESERVED = ("input", "attention_mask", "padding_side", "return_type", "prepend_bos")
-
-
-def generate(
-    model: HookedModel,
-    prompts: str | Sequence[str],
-    steering: Mapping[str, SteererSpec] | None = None,
-    *,
-    T: float | Mapping[str, float] | None = None,
-    scope: Scope = "last",
-    max_new_tokens: int = 32,
-    do_sample: bool = False,
-    use_past_kv_cache: bool = True,
-    chat: bool = False,
-    prepend_bos: bool | None = None,
-    stop_at_eos: bool = True,
-    return_tokens: bool = False,
-    compute_dtype: torch.dtype | None = None,
-    **generate_kwargs: Any,
-) -> list[str] | tuple[list[str], list[Tensor]]:
-    """Generate completions for ``prompts`` while steering (or not), with exact positions.
-
-    Main arguments:
-        model: a TL 4 ``TransformerBridge`` or a classic ``HookedTransformer``.
-        prompts: one prompt or a list of prompts (of any lengths).
-        steering: ``{hook_name: steerer}`` (or ``(steerer, T)`` values), as for
-            :func:`~lens_odesteer.hooks.steering`; None or ``{}`` generates unsteered with the
-            same tokenization (a baseline).
-        T: strength, a number or ``{hook_name: T}``.
-        scope: which tokens to steer (see :func:`~lens_odesteer.hooks.steering`). Here every
-            scope is exact per row: ``"last"`` is each row's last prompt token and then every
-            new token; list positions and mask columns count the row's real tokens.
-        max_new_tokens: tokens to generate per prompt.
-
-    Other arguments:
-        do_sample: sample (seed with ``torch.manual_seed`` first) or decode greedily.
-        use_past_kv_cache: use the KV cache (faster; the same greedy tokens either way).
-        chat: wrap each prompt as a user message in the tokenizer's chat template (with the
-            generation prompt) and do not prepend another BOS.
-        prepend_bos: passed to ``model.to_tokens``; None uses the model default (and False for
-            ``chat=True``).
-        stop_at_eos: stop a row at its first EOS token; the completion ends there.
-        return_tokens: also return each completion's token ids.
-        compute_dtype: dtype of the steering maths (default float32 or the steerer's).
-        **generate_kwargs: passed to ``model.generate`` (``temperature``, ``top_k``, ``top_p``,
-            ``freq_penalty``, ``eos_token_id``, ...).
-
-    Returns:
-        The completions only (prompt not included, special tokens skipped), one string per
-        prompt, and with ``return_tokens=True`` also a list of 1-D CPU token tensors (up to and
-        including the first EOS when ``stop_at_eos``).
-
-    Note:
-        A ``TransformerBridge`` generates the whole batch in one call with a left-padded
-        attention mask. Other models (a classic ``HookedTransformer``) get one prompt per call:
-        TL 2.x's batched ``generate`` attends to the pads of unequal-length prompts, so batched
-        rows would differ from the same prompts generated alone.
-
-    Example:
-        >>> import torch, lens_odesteer as lo
-        >>> from lens_odesteer.models import tiny_bridge
-        >>> model = tiny_bridge()
-        >>> caa = lo.CAA().fit(torch.randn(8, 64) + 1, torch.randn(8, 64))
-        >>> out = generate(model, ["Hi", "Hello"], {"blocks.1.hook_resid_post": caa}, T=4.0,
-        ...                max_new_tokens=3)
-        >>> len(out), all(isinstance(text, str) for text in out)
-        (2, True)
-    """
-    options: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": do_sample,
-        "use_past_kv_cache": use_past_kv_cache,
-        "chat": chat,
-        "prepend_bos": prepend_bos,
-        "stop_at_eos": stop_at_eos,
-        "return_tokens": return_tokens,
-        **generate_kwargs,
-    }
-    if not steering:
-        return generate_with_hooks(model, prompts, [], **options)
-    with _steering(model, steering, T, scope=scope, compute_dtype=compute_dtype) as handle:
-        return generate_with_hooks(model, prompts, list(handle.hooks.values()), **options)
 
 
 def generate_with_hooks(
@@ -126,7 +45,8 @@ def generate_with_hooks(
 ) -> list[str] | tuple[list[str], list[Tensor]]:
     """Generate with already attached ``hooks``, telling them the batch layout of each call.
 
-    Used by :func:`generate` and :meth:`SteeringHandle.generate`; arguments as :func:`generate`.
+    Used by :func:`~lens_odesteer.hooks.generate` and ``handle.generate``; arguments as
+    :func:`~lens_odesteer.hooks.generate`.
     """
     texts = _check_prompts(prompts)
     check_positive_int(max_new_tokens, "max_new_tokens")
@@ -186,15 +106,11 @@ def _run(
     ids: Tensor,
     kwargs: dict[str, Any],
 ) -> Tensor:
-    """Run ``model.generate`` with the hooks told ``layout``; restore their layouts after."""
-    previous = [hook.layout for hook in hooks]
-    for hook in hooks:
-        hook.set_layout(layout)  # also resets the position state
-    try:
+    """Run ``model.generate`` with a generation session open on every hook."""
+    with ExitStack() as stack:
+        for hook in hooks:
+            stack.enter_context(hook.session(layout))
         out = model.generate(ids, **kwargs)
-    finally:
-        for hook, old in zip(hooks, previous, strict=True):
-            hook.set_layout(old)
     if not isinstance(out, Tensor) or out.ndim != 2:
         raise InvalidParameterError(
             f"model.generate returned {type(out).__name__}; expected a token tensor for token "

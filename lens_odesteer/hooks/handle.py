@@ -1,53 +1,82 @@
-"""The handle of attached steering hooks: removal, layouts, records and generation."""
+"""The handle of attached steering hooks: removal, liveness, records and generation."""
 
 from __future__ import annotations
 
+import threading
+import warnings
+import weakref
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from lens_odesteer.errors import InvalidParameterError, LensOdesteerError
+from lens_odesteer.errors import LensOdesteerError, SteeringConflictError
 from lens_odesteer.hooks import _model
+from lens_odesteer.hooks.generation import generate_with_hooks
 from lens_odesteer.hooks.hook import SteeringHook
-from lens_odesteer.hooks.scope import PromptLayout
 from lens_odesteer.models.names import HookedModel
 
-__all__ = ["SteeringHandle", "layout_from"]
+__all__ = ["SteeringHandle"]
 
-
-def layout_from(lengths: object, attention_mask: Tensor | None) -> PromptLayout | None:
-    """Build the layout of plain forward passes from ``lengths`` or ``attention_mask``."""
-    if lengths is not None and attention_mask is not None:
-        raise InvalidParameterError("Give `lengths` or `attention_mask`, not both.")
-    if attention_mask is not None:
-        return PromptLayout.from_attention_mask(attention_mask)
-    if lengths is not None:
-        return PromptLayout.from_lengths(lengths)  # type: ignore[arg-type]
-    return None
+#: Hook points currently steered through a handle, and by which handle.
+_ACTIVE: weakref.WeakKeyDictionary[Any, SteeringHandle] = weakref.WeakKeyDictionary()
+_ACTIVE_LOCK = threading.Lock()
 
 
 class SteeringHandle:
-    """The hooks of one :func:`attach`/:func:`steering` call, and how to undo them.
+    """The hooks of one :func:`~lens_odesteer.hooks.steering` block, and how to undo them.
 
     Attributes:
         model: the model the hooks are attached to.
         hooks: ``{hook_name: SteeringHook}``.
+        plan: the :class:`~lens_odesteer.hooks.SteeringPlan` being applied.
     """
 
-    def __init__(self, model: HookedModel, pairs: list[tuple[str, SteeringHook]]) -> None:
+    def __init__(
+        self, model: HookedModel, pairs: list[tuple[str, SteeringHook]], plan: Any = None
+    ) -> None:
         self.model = model
+        self.plan = plan
         self.hooks: dict[str, SteeringHook] = dict(pairs)
         self._records: list[dict[str, Any]] = pairs[0][1].records if pairs else []
         self._attached: list[tuple[Any, Any]] = []  # (HookPoint, LensHandle)
+        self._thread = threading.get_ident()
+
+    def _claim(self) -> list[Any]:
+        """Register this handle's hook points as steered; refuse nesting and other threads."""
+        points = _model.hook_dict(self.model)
+        wanted = [points[name] for name in self.hooks]
+        with _ACTIVE_LOCK:
+            for name, point in zip(self.hooks, wanted, strict=True):
+                other = _ACTIVE.get(point)
+                if other is not None and other.attached:
+                    where = (
+                        "an enclosing `steering(...)` block"
+                        if other._thread == self._thread
+                        else f"another thread ({other._thread})"
+                    )
+                    raise SteeringConflictError(
+                        f"{name!r} is already steered by {where}. Steering one hook point twice "
+                        "is refused: put both steerers' effect in one plan, or leave the outer "
+                        "block first."
+                    )
+            for other in list(_ACTIVE.values()):
+                if other.model is self.model and other.attached and other._thread != self._thread:
+                    raise SteeringConflictError(
+                        f"This model is being steered from another thread ({other._thread}); "
+                        "its hooks would also steer this thread's forward passes. Use one model "
+                        "per thread, or a lock around each `with steering(...)` block."
+                    )
+            for point in wanted:
+                _ACTIVE[point] = self
+        return wanted
 
     def _attach(self) -> None:
-        points = _model.hook_dict(self.model)
+        wanted = self._claim()
         try:
-            for name, hook in self.hooks.items():
-                point = points[name]
+            for (name, hook), point in zip(self.hooks.items(), wanted, strict=True):
+                hook.owner = self._thread
                 before = list(point.fwd_hooks)
                 returned = point.add_hook(hook, dir="fwd")
                 new = [h for h in point.fwd_hooks if not any(h is b for b in before)]
@@ -66,12 +95,31 @@ class SteeringHandle:
 
     @property
     def attached(self) -> bool:
-        """True until :meth:`remove` has run."""
-        return bool(self._attached)
+        """True while every hook is still on its hook point (False after :meth:`remove`, or
+        after something else, such as ``model.reset_hooks()``, removed them)."""
+        return bool(self._attached) and all(
+            any(h is handle for h in point.fwd_hooks) for point, handle in self._attached
+        )
+
+    def check_attached(self) -> None:
+        """Raise :class:`~lens_odesteer.SteeringConflictError` unless every hook is attached."""
+        if self._attached and not self.attached:
+            raise SteeringConflictError(
+                "The steering hooks of this block were removed while it was open (for example "
+                "by `model.reset_hooks()`), so the model now runs unsteered. Do not reset the "
+                "model's hooks inside a `with steering(...)` block."
+            )
+        if not self._attached:
+            raise SteeringConflictError(
+                "This SteeringHandle's hooks were removed; steer inside the `with` block."
+            )
 
     def remove(self) -> None:
         """Remove exactly the hooks this handle added (idempotent; other hooks stay)."""
         attached, self._attached = self._attached, []
+        removed_elsewhere = bool(attached) and not all(
+            any(h is handle for h in point.fwd_hooks) for point, handle in attached
+        )
         errors: list[BaseException] = []
         for point, handle in attached:
             try:
@@ -79,29 +127,21 @@ class SteeringHandle:
                 point.fwd_hooks[:] = [h for h in point.fwd_hooks if h is not handle]
             except Exception as exc:  # keep removing the others, then report
                 errors.append(exc)
+        with _ACTIVE_LOCK:
+            for point, _ in attached:
+                if _ACTIVE.get(point) is self:
+                    del _ACTIVE[point]
+        for hook in self.hooks.values():
+            hook.owner = None
+        if removed_elsewhere:
+            warnings.warn(
+                "Some steering hooks had been removed before the `steering` block ended (for "
+                "example by `model.reset_hooks()`); forward passes after that were unsteered.",
+                UserWarning,
+                stacklevel=4,
+            )
         if errors:
             raise errors[0]
-
-    def reset(self) -> None:
-        """Forget every hook's position state (the next call starts a new sequence)."""
-        for hook in self.hooks.values():
-            hook.reset()
-
-    def set_layout(
-        self,
-        *,
-        lengths: Sequence[int] | None = None,
-        attention_mask: Tensor | None = None,
-    ) -> None:
-        """Tell the hooks the real tokens per row of the next forward passes (or clear it).
-
-        Args:
-            lengths: real tokens per row of right-padded input (``model.to_tokens(list)``).
-            attention_mask: ``[batch, pos]`` 0/1 mask (left or right padding).
-        """
-        layout = layout_from(lengths, attention_mask)
-        for hook in self.hooks.values():
-            hook.set_layout(layout)
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -148,16 +188,13 @@ class SteeringHandle:
         return pd.concat(frames, ignore_index=True)[columns]
 
     def generate(self, prompts: str | Sequence[str], **kwargs: Any) -> Any:
-        """Generate with these hooks; keyword arguments as :func:`~lens_odesteer.hooks.generate`.
+        """Generate with these hooks and exact per-row positions.
 
-        The hooks must be attached (inside the ``with`` block).
+        Keyword arguments as :func:`~lens_odesteer.hooks.generate` (``max_new_tokens``,
+        ``do_sample``, ``use_past_kv_cache``, ``chat``, ...), without the steering ones: the
+        plan is this block's. The hooks must still be attached (inside the ``with`` block).
         """
-        from lens_odesteer.hooks.generation import generate_with_hooks
-
-        if not self.attached:
-            raise InvalidParameterError(
-                "This SteeringHandle's hooks were removed; generate inside the `with` block."
-            )
+        self.check_attached()
         return generate_with_hooks(self.model, prompts, list(self.hooks.values()), **kwargs)
 
     def __enter__(self) -> SteeringHandle:

@@ -10,14 +10,22 @@ a new tensor; positions out of scope come back bitwise identical and ``acts`` is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from lens_odesteer._validation import check_finite_float
-from lens_odesteer.errors import InvalidActivationsError, InvalidParameterError, ShapeMismatchError
+from lens_odesteer.errors import (
+    InvalidActivationsError,
+    InvalidParameterError,
+    ShapeMismatchError,
+    SteeringConflictError,
+)
+from lens_odesteer.hooks import _model
 from lens_odesteer.hooks.scope import (
     ParsedScope,
     PromptLayout,
@@ -26,51 +34,43 @@ from lens_odesteer.hooks.scope import (
     parse_scope,
     select_positions,
 )
+from lens_odesteer.hooks.sensor import acquire_sensor
+from lens_odesteer.hooks.strength import resolve_T
 from lens_odesteer.steerers.base import AbstractSteerer
 
 __all__ = ["SteeringHook"]
 
 
-class _Track:
-    """Position bookkeeping of one hook point: where the next call starts."""
+class _Session:
+    """Position state of one generation call (set by :func:`~lens_odesteer.hooks.generate`)."""
 
-    __slots__ = ("calls", "full_len", "seen", "tail", "width")
+    __slots__ = ("layout", "seen")
 
-    def __init__(self) -> None:
-        self.seen = 0  # columns seen since the last full pass started
-        self.width = 0  # prompt width in columns
-        self.full_len: int | None = None  # length of the previous call if it was a full pass
-        self.tail: Tensor | None = None  # its input at the last column (inferred mode only)
-        self.calls = 0
-
-
-def _extends(acts: Tensor, tail: Tensor | None, rel_tol: float = 0.05) -> bool:
-    """True when ``acts[:, -2]`` is (up to float noise) the previous pass's last column."""
-    if tail is None or tail.shape != acts[:, -2].shape:
-        return False
-    prev = tail.float()
-    gap = (acts[:, -2].float() - prev).norm(dim=-1)
-    return bool((gap <= rel_tol * prev.norm(dim=-1) + 1e-6).all())
+    def __init__(self, layout: PromptLayout) -> None:
+        self.layout = layout
+        self.seen: dict[str, int] = {}  # columns seen per hook point (KV cache)
 
 
 class SteeringHook:
     """A forward hook that steers the in-scope positions of one hook point with ``steerer``.
 
-    Each call is placed at absolute columns: a call that starts a new sequence (a full pass, or
-    the prefill of a cached generation) starts at column 0, and a cached decoding call continues
-    where the previous call at the same hook point stopped. Without a :class:`PromptLayout` the
-    hook infers this from the calls: a one-position call that follows another call continues it
-    (the KV cache); any other call is a full pass whose prompt is the whole input, except that a
-    full pass which extends the previous full pass by exactly one token (same batch, and its
-    second-to-last activation equals the previous pass's last one) is taken as the next step of a
-    generation without the KV cache and keeps that prompt. Call :meth:`reset` between unrelated
-    inputs when one is a one-token input or the previous input plus one token.
-    :func:`~lens_odesteer.hooks.generate` sets the layout (padding, prompt lengths, cache mode)
-    itself, so nothing is inferred there.
+    A plain TransformerLens hook function: ``model.run_with_hooks(input, fwd_hooks=[(name,
+    hook)])`` and ``with model.hooks(fwd_hooks=[(name, hook)]):`` work as usual. Every top-level
+    forward call is treated on its own: the hook keeps no state between calls, so a reused hook
+    gives exactly what a fresh one gives. What it needs to know about a call (each row's padding
+    when the input is a ``list[str]`` or comes with ``attention_mask=``, and the column offset of
+    a KV-cached decoding step in ``model.generate``) it reads from the model's input through a
+    small sensor on ``model.forward`` (:mod:`lens_odesteer.hooks.sensor`), never from activation
+    values. :func:`~lens_odesteer.hooks.generate` additionally tells the hook the exact prompt
+    layout, which also makes generation without the KV cache exact.
 
     Main arguments:
+        model: the TransformerLens model the hook will run on (TL 4 ``TransformerBridge`` or a
+            classic ``HookedTransformer``).
         steerer: a fitted steerer (``ODESteer``, ``CAA``, ...).
-        T: steering strength (``T = 0`` returns the activation unchanged).
+        strength: norm-relative strength (the move as a fraction of the typical activation norm
+            at the hook; the same meaning for every method). ``0`` returns activations unchanged.
+        T: instead of ``strength``, the method's native strength.
         scope: which tokens to steer; see :func:`~lens_odesteer.hooks.steering`.
 
     Other arguments:
@@ -79,9 +79,8 @@ class SteeringHook:
             Default: the steerer's dtype, at least float32 (so bf16/fp16 activations are
             steered in float32 and cast back).
         record: keep, per call, the barrier before and after steering in :attr:`records`.
-        lengths: real tokens per row of right-padded input (plain forward passes).
-        attention_mask: ``[batch, pos]`` 0/1 mask of the input (left or right padding).
-        n_ctx: context length used to range-check explicit positions.
+        attention_mask: a fixed ``[batch, pos]`` 0/1 mask, for activations fed to the hook
+            directly (not needed for model inputs: the hook reads those).
 
     Attributes:
         records: one dict per call when ``record=True`` (see
@@ -89,35 +88,46 @@ class SteeringHook:
 
     Example:
         >>> import torch, lens_odesteer as lo
-        >>> from lens_odesteer.models import tiny_bridge
-        >>> model = tiny_bridge()
+        >>> model = lo.tiny_bridge()
         >>> steerer = lo.CAA().fit(torch.randn(8, 64) + 1, torch.randn(8, 64))
-        >>> hook = SteeringHook(steerer, T=1.0, scope="last")
+        >>> hook = lo.SteeringHook(model, steerer, strength=0.1, scope="last")
         >>> hook
-        SteeringHook(steerer=CAA(), T=1.0, scope='last')
+        SteeringHook(steerer=CAA(), strength=0.1, scope='last')
         >>> logits = model.run_with_hooks("Hi", fwd_hooks=[("blocks.0.hook_resid_post", hook)])
     """
 
     def __init__(
         self,
+        model: Any,
         steerer: AbstractSteerer,
-        T: float,
+        strength: float | None = None,
         *,
+        T: float | None = None,
         scope: Scope | ParsedScope = "last",
         device: torch.device | str | None = None,
         compute_dtype: torch.dtype | None = None,
         record: bool = False,
-        lengths: Sequence[int] | None = None,
         attention_mask: Tensor | None = None,
-        n_ctx: int | None = None,
     ) -> None:
+        if isinstance(model, AbstractSteerer):
+            raise InvalidParameterError(
+                "SteeringHook's first argument is the model the hook runs on: "
+                "SteeringHook(model, steerer, strength=...)."
+            )
+        if getattr(model, "hook_dict", None) is None:
+            raise InvalidParameterError(
+                "`model` must be a TransformerLens model (TransformerBridge or HookedTransformer); "
+                f"got {type(model).__name__}."
+            )
         if not isinstance(steerer, AbstractSteerer):
             raise InvalidParameterError(
                 f"`steerer` must be a fitted lens_odesteer steerer (ODESteer, CAA, ...); got "
                 f"{type(steerer).__name__}."
             )
         steerer._check_is_fitted()
-        self.T = check_finite_float(T, "T", minimum=0.0)
+        self.T = resolve_T(steerer, strength, T)
+        self.strength = None if strength is None else float(strength)
+        n_ctx = _model.n_ctx(model)
         parsed = scope if isinstance(scope, ParsedScope) else parse_scope(scope, n_ctx)
         cdtype = compute_dtype or torch.promote_types(steerer.dtype_, torch.float32)
         if not isinstance(cdtype, torch.dtype) or not cdtype.is_floating_point:
@@ -133,76 +143,71 @@ class SteeringHook:
         self.scope = parsed.to(self.device)
         self.record = bool(record)
         self.records: list[dict[str, Any]] = []
-        self._layout: PromptLayout | None = None
-        self._tracks: dict[str, _Track] = {}
-        if lengths is not None and attention_mask is not None:
-            raise InvalidParameterError("Give `lengths` or `attention_mask`, not both.")
-        if attention_mask is not None:
-            self.set_layout(PromptLayout.from_attention_mask(attention_mask))
-        elif lengths is not None:
-            self.set_layout(PromptLayout.from_lengths(lengths))
+        self.owner: int | None = None  # thread that attached the hook through steering()
+        self._fixed = (
+            None
+            if attention_mask is None
+            else PromptLayout.from_attention_mask(attention_mask).to(self.device)
+        )
+        self._session: _Session | None = None
+        self._sensor = acquire_sensor(model)
+        weakref.finalize(self, self._sensor.release)
 
-    # -- state --------------------------------------------------------------------------------
-    @property
-    def layout(self) -> PromptLayout | None:
-        """What the hook knows about padding and prompt lengths (None: infer from shapes)."""
-        return self._layout
+    # -- generation sessions (set by generate) ------------------------------------------------
+    @contextmanager
+    def session(self, layout: PromptLayout) -> Iterator[None]:
+        """Tell the hook the exact layout of one generation call (``layout.kv`` set)."""
+        if layout.kv is None:
+            raise InvalidParameterError(
+                "A generation layout must say whether the KV cache is used (`kv=True/False`)."
+            )
+        previous = self._session
+        self._session = _Session(layout.to(self.device))
+        try:
+            yield
+        finally:
+            self._session = previous
 
-    def set_layout(self, layout: PromptLayout | None) -> None:
-        """Set (or clear, with None) the batch layout; also resets the position state."""
-        self._layout = None if layout is None else layout.to(self.device)
-        self._tracks.clear()
-
-    def reset(self) -> None:
-        """Forget the position state, so the next call starts a new sequence at column 0."""
-        self._tracks.clear()
-
-    def _advance(self, name: str, acts: Tensor) -> tuple[int, int, int]:
-        """Return ``(offset, width, call index)`` of this call and update the state."""
+    def _place(self, name: str, acts: Tensor) -> tuple[PromptLayout | None, int, int, int]:
+        """Return ``(layout, offset, width, call)`` of this call."""
         batch, seq = acts.shape[0], acts.shape[1]
-        layout = self._layout
-        track = self._tracks.get(name)
-        fresh = track is None
-        if track is None:
-            track = self._tracks[name] = _Track()
-        kv = layout.kv if layout is not None else None
-        if fresh or kv is False:
-            offset = 0
-        elif kv is True:
-            offset = track.seen
-        else:
-            offset = track.seen if seq == 1 else 0
-        if layout is not None:
+        session = self._session
+        if session is not None:
+            layout = session.layout
+            offset = session.seen.get(name, 0) if layout.kv else 0
+            session.seen[name] = offset + seq
             if layout.batch != batch:
                 raise ShapeMismatchError(
                     f"The steering hook at {name!r} was told the batch has {layout.batch} rows "
-                    f"(lengths/attention_mask/prompts) but the forward pass has {batch}. Update "
-                    "it with handle.set_layout(...) or clear it with handle.set_layout()."
+                    f"but the forward pass has {batch}."
                 )
             if offset == 0 and seq < layout.width:
                 raise ShapeMismatchError(
                     f"The steering hook at {name!r} was told the prompts are {layout.width} "
                     f"tokens wide, but a full pass has only {seq} positions."
                 )
-            width = layout.width
-        elif offset > 0:
-            width = track.width
-        elif (
-            not fresh
-            and track.full_len is not None
-            and seq == track.full_len + 1
-            and _extends(acts, track.tail)
-        ):
-            width = track.width  # the next step of a generation without the KV cache
-        else:
-            width = seq
-        track.seen = offset + seq
-        track.width = width
-        track.full_len = seq if offset == 0 else None
-        track.tail = acts[:, -1].detach().clone() if layout is None and offset == 0 else None
-        call = track.calls
-        track.calls += 1
-        return offset, width, call
+            return layout, offset, layout.width, offset
+        if self._fixed is not None:
+            layout = self._fixed
+            if layout.batch != batch or layout.width != seq:
+                raise ShapeMismatchError(
+                    f"The steering hook at {name!r} was given an attention_mask of shape "
+                    f"[{layout.batch}, {layout.width}] but the activations are "
+                    f"[{batch}, {seq}, ...]; give the mask of this input."
+                )
+            return layout, 0, seq, 0
+        info = self._sensor.current()
+        if info is None:
+            return None, 0, seq, 0
+        found: PromptLayout | None = info.layout
+        if info.offset == 0:
+            if found is not None and (found.batch != batch or found.width != seq):
+                found = None  # a call whose positions do not match the model input (embeds)
+            return found, 0, seq, 0
+        width = info.width if info.width is not None else info.offset
+        if found is not None and found.batch != batch:
+            found = None
+        return found, info.offset, width, info.offset
 
     # -- the hook -----------------------------------------------------------------------------
     def __call__(self, acts: Tensor, hook: Any = None) -> Tensor:
@@ -220,16 +225,22 @@ class SteeringHook:
                 "point whose width matches the steerer (e.g. blocks.L.hook_resid_post)."
             )
         batch, seq, d = acts.shape
-        offset, width, call = self._advance(name, acts)
+        if self.owner is not None and threading.get_ident() != self.owner:
+            raise SteeringConflictError(
+                f"The steering hook at {name!r} was attached by another thread; hooks live on "
+                "the model's shared HookPoints, so one model cannot be steered from several "
+                "threads. Use one model per thread, or a lock around each `with steering(...)`."
+            )
         if self.T == 0.0:
             return acts
+        layout, offset, width, call = self._place(name, acts)
         if self.device is not None and acts.device != self.device:
             raise InvalidActivationsError(
                 f"The steering hook at {name!r} got activations on {acts.device} but its steerer "
                 f"is on {self.device}; attach with `steering(model, ...)`, which moves the "
                 "steerer once to the hook's device, or pass `device=` to SteeringHook."
             )
-        sel = select_positions(self.scope, self._layout, batch, seq, offset, width, acts.device)
+        sel = select_positions(self.scope, layout, batch, seq, offset, width, acts.device)
         if sel is None:
             return acts
         if isinstance(sel, tuple):
@@ -240,7 +251,7 @@ class SteeringHook:
         src = flat.to(self.compute_dtype)
         out = self.steerer._steer(src, self.T)
         if self.record:
-            self._record(name, call, sel, offset, batch, src, out)
+            self._record(name, call, sel, offset, batch, src, out, layout)
         out = out.to(acts.dtype)
         if acts.dtype == torch.float16 and not bool(torch.isfinite(out).all()):
             # float16's range (65504) is small enough for steering to leave it; inf would poison
@@ -266,6 +277,7 @@ class SteeringHook:
         batch: int,
         src: Tensor,
         out: Tensor,
+        layout: PromptLayout | None,
     ) -> None:
         with torch.no_grad():
             if isinstance(sel, tuple):
@@ -276,7 +288,6 @@ class SteeringHook:
             else:
                 rows, cols = sel.nonzero(as_tuple=True)
                 cols = cols + offset
-            layout = self._layout
             if layout is not None:
                 cols = cols - layout.pad[rows]
                 if layout.rows is not None:  # one prompt per call: name the prompt, not row 0
@@ -302,7 +313,8 @@ class SteeringHook:
         self.records.clear()
 
     def __repr__(self) -> str:
-        parts = [f"steerer={self.steerer!r}", f"T={self.T!r}", f"scope={self.scope.describe()}"]
+        how = f"strength={self.strength!r}" if self.strength is not None else f"T={self.T!r}"
+        parts = [f"steerer={self.steerer!r}", how, f"scope={self.scope.describe()}"]
         if self.record:
             parts.append("record=True")
         return f"SteeringHook({', '.join(parts)})"
