@@ -134,7 +134,7 @@ def barrier_grid(
     frame.attrs.update(
         slice=_slice_label(view, None if origin is None else torch.as_tensor(origin), origin_label),
         axis_labels=view.axis_labels[:2],
-        method=type(steerer).__name__,
+        method=steerer.name,
         extent=(x0, x1, y0, y1),
     )
     return frame

@@ -265,7 +265,7 @@ def field_variation(
         }
     )
     return FieldVariation(
-        steerer=type(steerer).__name__,
+        steerer=steerer.name,
         T=T_val,
         solver=solver,
         n_steps=n_steps_used,

@@ -1,7 +1,7 @@
 """The methods an evaluation compares, by name, each built at its defaults.
 
 ``"none"`` is the unsteered model. ``"ODESteer-margin"`` is ODESteer with barrier early
-stopping (``margin=0``: a row stops as soon as ``h >= 0``, rows already there are untouched).
+stopping (``stop=BarrierMargin(0.0)``: a row stops once ``h >= 0``; rows already there stay).
 Two methods choose their barrier on the fit activations with
 :func:`~lens_odesteer.analysis.barrier_search.search_barrier` (28 candidates, 30% of the fit
 groups held out, then refitted on all rows): ``"ODESteer-searched"`` takes the barrier with the
