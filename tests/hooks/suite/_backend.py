@@ -38,6 +38,7 @@ __all__ = [
     "bridge_only",
     "hook_state",
     "load_smol",
+    "manual_cached_greedy",
     "tiny_model",
     "tl2_only",
 ]
@@ -105,3 +106,30 @@ def bad_argument(match: str) -> Iterator[None]:
         yield
     if isinstance(info.value, InvalidParameterError):
         assert re.search(match, str(info.value)), str(info.value)
+
+
+def manual_cached_greedy(model: Any, tokens: torch.Tensor, n_new: int) -> list[int]:
+    """Greedy decoding written out by hand with the backend's KV cache (one row).
+
+    A prefill call fills an empty cache, then each call feeds back the one new token: a
+    ``transformers`` ``DynamicCache`` as ``past_key_values=`` on the bridge, a
+    ``HookedTransformerKeyValueCache`` as ``past_kv_cache=`` on TL 2.x. No ``use_cache=`` flag
+    is passed, so only the cache itself says that the calls continue one sequence.
+    """
+    if IS_BRIDGE:
+        from transformers import DynamicCache
+
+        kw: dict[str, Any] = {"past_key_values": DynamicCache()}
+    else:
+        from transformer_lens.past_key_value_caching import HookedTransformerKeyValueCache
+
+        cache = HookedTransformerKeyValueCache.init_cache(model.cfg, model.cfg.device, 1)
+        kw = {"past_kv_cache": cache}
+    new: list[int] = []
+    logits = model(tokens, **kw)
+    for _ in range(n_new):
+        nxt = logits[:, -1].argmax(-1, keepdim=True)
+        new.append(int(nxt))
+        if len(new) < n_new:
+            logits = model(nxt, **kw)
+    return new

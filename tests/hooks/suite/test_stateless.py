@@ -18,8 +18,9 @@ import torch
 
 import lens_odesteer as lo
 from lens_odesteer.hooks import SteeringHook, generate, steering
+from lens_odesteer.models.names import resid_post
 from tests.hooks._shared import PROMPTS, TINY_HOOK
-from tests.hooks.suite._backend import IS_BRIDGE, Capture
+from tests.hooks.suite._backend import IS_BRIDGE, Capture, manual_cached_greedy
 
 T = 8.0
 SENTENCE = "The quick brown fox jumps over the lazy dog."
@@ -202,3 +203,30 @@ def test_model_generate_without_the_cache_steers_each_pass_as_a_new_prompt(
         assert got == exact
     if scope == "generated":  # no pass has generated tokens of its own: nothing is steered
         assert got == _lo_generate(tiny, [prompt], None)[0]
+
+
+@pytest.mark.parametrize("scope", ["last", "generated", "all"])
+def test_a_hand_written_cached_continuation_is_one_sequence_whatever_ran_before(
+    tiny: Any, tiny_ode: lo.ODESteer, tiny_caa: lo.CAA, scope: str
+) -> None:
+    """The KV cache passed to each call, not an earlier generation, places its tokens.
+
+    A block on another hook point stays open, so the hooks' input sensor lives on across a
+    generation of a longer prompt and the hand-written decoding that follows.
+    """
+    prompt, longer = PROMPTS[1], PROMPTS[0]
+    n_new = 4
+    expected = _lo_generate(tiny, [prompt], {TINY_HOOK: tiny_ode}, T=T, scope=scope)[0][:n_new]
+    tokens = tiny.to_tokens(prompt)
+    length = tokens.shape[1]
+    with steering(tiny, {resid_post(1): tiny_caa}, T=0.0) as handle:
+        handle.generate([longer], max_new_tokens=3)
+        tiny.generate(longer, max_new_tokens=3, verbose=False, do_sample=False)
+        hook = SteeringHook(tiny, tiny_ode, T=T, scope=scope, record=True)
+        with tiny.hooks(fwd_hooks=[(TINY_HOOK, hook)]):
+            got = manual_cached_greedy(tiny, tokens, n_new)
+    assert got == expected
+    positions = [r["position"].tolist() for r in hook.records]
+    decoded = [[length + k] for k in range(n_new - 1)]
+    first = {"last": [[length - 1]], "generated": [], "all": [list(range(length))]}[scope]
+    assert positions == first + decoded
