@@ -180,7 +180,9 @@ def _v1_flow_params(name: str, params: JSON) -> dict[str, JSON]:
     if not isinstance(params, dict) or set(params) != set(expected):
         got = sorted(params) if isinstance(params, dict) else params
         raise ValueError(f"{name} parameters {got} are not 0.1.0's {sorted(expected)}")
-    p = {k: v if k == "custom_barrier" else _from_json(v) for k, v in params.items()}
+    p: dict[str, Any] = {
+        k: v if k == "custom_barrier" else _from_json(v) for k, v in params.items()
+    }
     barrier: JSON
     if name in ("ODESteer", "StepODESteer") and p["custom_barrier"] is not None:
         barrier = p["custom_barrier"]  # already a component description
