@@ -30,8 +30,8 @@ class Case:
     match: str = ""
 
 
-def _ode(**kw) -> lo.ODESteer:
-    return lo.ODESteer(lo.sketch_barrier(n_components=64), **kw)
+def _ode(seed: int = 0, **kw) -> lo.ODESteer:
+    return lo.ODESteer(lo.sketch_barrier(n_components=64, seed=seed), **kw)
 
 
 def _finite_steer(steerer: lo.AbstractSteerer, acts: torch.Tensor, T: float) -> torch.Tensor:
