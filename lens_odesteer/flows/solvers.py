@@ -101,6 +101,14 @@ class AbstractSolver:
 
     tableau: ClassVar[ExplicitRK]
 
+    def __post_init__(self) -> None:
+        if not isinstance(getattr(type(self), "tableau", None), ExplicitRK):
+            raise TypeError(
+                f"{type(self).__name__} has no `tableau`; use a concrete solver (Euler(), "
+                "Midpoint(), Heun(), RK4(), Dopri5()) or give a subclass a ClassVar "
+                "`tableau: ExplicitRK`."
+            )
+
     @property
     def name(self) -> str:
         """The solver's short name, as accepted by :func:`get_solver`."""

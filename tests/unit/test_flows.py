@@ -239,3 +239,11 @@ def test_a_generic_stop_event_sees_states_and_freezes_rows() -> None:
     assert traj.stopped is not None and traj.stopped.tolist() == [False, True]
     assert torch.equal(traj.y1[1], y0[1]) and not torch.equal(traj.y1[0], y0[0])
     assert all(v is None for v in seen)  # the rotation field monitors nothing
+
+
+def test_solvers_are_frozen_and_the_abstract_one_cannot_be_built() -> None:
+    from lens_odesteer.flows import AbstractSolver
+
+    assert Euler() == Euler() and RK4().order == 4 and Dopri5().adaptive
+    with pytest.raises(TypeError, match="no `tableau`"):
+        AbstractSolver()
