@@ -131,7 +131,7 @@ def test_errors(tiny: Any) -> None:
 def test_fitted_steerers_from_hookedtransformer_activations(tiny: Any) -> None:
     pos = _collect(tiny, POS_TEXTS, HOOK)
     neg = _collect(tiny, NEG_TEXTS, HOOK)
-    ode = lo.ODESteer(n_components=256).fit(pos, neg)
+    ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     caa = lo.CAA().fit(pos, neg)
     assert ode.d_model_ == caa.d_model_ == 64
     steered = ode.steer(neg, 5.0)
