@@ -8,6 +8,9 @@ Messages say what was received, what was expected and how to fix it.
 from __future__ import annotations
 
 __all__ = [
+    "ChecksumError",
+    "DataNotFoundError",
+    "DownloadError",
     "FileFormatError",
     "HookNameError",
     "IntegrationError",
@@ -51,6 +54,18 @@ class HookNameError(LensOdesteerError, KeyError):
 
 class FileFormatError(LensOdesteerError, ValueError):
     """A file that is missing, truncated, foreign or of an unsupported schema version."""
+
+
+class DataNotFoundError(FileFormatError, FileNotFoundError):
+    """An evaluation data file that is in none of the data folders searched."""
+
+
+class DownloadError(LensOdesteerError, OSError):
+    """A data file that could not be downloaded (no network, HTTP error, connection cut)."""
+
+
+class ChecksumError(DownloadError):
+    """Downloaded bytes whose sha256 is not the one pinned in the data manifest."""
 
 
 class IntegrationError(LensOdesteerError, RuntimeError):

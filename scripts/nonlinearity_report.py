@@ -29,9 +29,9 @@ from lens_odesteer.analysis.barrier_search import default_barrier_grid, search_b
 from lens_odesteer.analysis.layer_sweep import split_by_group
 from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
 from lens_odesteer.datasets.loaders import load_truthfulqa_csv
+from lens_odesteer.datasets.locate import find_data_file
 from lens_odesteer.viz.nonlinearity import plot_barrier_search, plot_field_variation_by_layer
 
-TRUTHFULQA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "truthfulqa"
 MIN_BEND = 0.01
 TABLE_METRICS = ("mean_pairwise_cosine", "gap_median", "bend_median", "turn_deg_median", "auc")
 
@@ -39,7 +39,8 @@ TABLE_METRICS = ("mean_pairwise_cosine", "gap_median", "bend_median", "turn_deg_
 def load_data(name: str, pairing: str) -> lo.ContrastDataset:
     if name == "sentiment":
         return lo.load_builtin("sentiment")
-    return load_truthfulqa_csv(TRUTHFULQA / "TruthfulQA.csv", pairing=pairing)  # type: ignore[arg-type]
+    path = find_data_file("truthfulqa/TruthfulQA.csv")  # `lens-odesteer data fetch` gets it
+    return load_truthfulqa_csv(path, pairing=pairing)  # type: ignore[arg-type]
 
 
 def activations(

@@ -1,4 +1,5 @@
-"""Contrast datasets for fitting steering methods: data classes, file loaders, built-in sets.
+"""Contrast datasets for fitting steering methods: data classes, file loaders, built-in sets;
+and the public evaluation data: its manifest, where it is looked for, and its download.
 
 Nothing in this package imports ``transformers`` or ``transformer_lens``.
 """
@@ -14,6 +15,7 @@ from lens_odesteer.datasets.contrast import (
     format_chat,
     render_template,
 )
+from lens_odesteer.datasets.fetch import check_data, fetch_data
 from lens_odesteer.datasets.loaders import (
     CAA_PROMPT,
     TRUTHFULQA_PROMPT,
@@ -22,15 +24,23 @@ from lens_odesteer.datasets.loaders import (
     load_repe_facts_csv,
     load_truthfulqa_csv,
 )
+from lens_odesteer.datasets.locate import find_data_dir, find_data_file
+from lens_odesteer.datasets.sources import DATA_FILES, SOURCES
 
 __all__ = [
     "BUILTIN_DATASETS",
     "CAA_PROMPT",
+    "DATA_FILES",
     "DEFAULT_TEMPLATE",
+    "SOURCES",
     "TRUTHFULQA_PROMPT",
     "ChatTokenizer",
     "ContrastDataset",
     "ContrastPair",
+    "check_data",
+    "fetch_data",
+    "find_data_dir",
+    "find_data_file",
     "format_chat",
     "load_builtin",
     "load_caa_ab_json",

@@ -1,17 +1,26 @@
 """The work behind ``lens-odesteer eval``: run tasks, the layer sweep, and write a report.
 
-``TASK`` is one task, ``all`` (every task in turn, each in ``<out>/<task>``) or ``layers``
-(held-out barrier accuracy/AUC per layer plus a small steered sweep). Each task folder gets
-``summary.csv``, ``paired.csv``, ``units.csv``, ``results.json`` and ``report.md`` (markdown
-tables); figures are added by the CLI through :mod:`lens_odesteer.viz.eval_plots`.
+``TASK`` is one task, ``all`` (every task in turn) or ``layers`` (held-out barrier accuracy/AUC
+per layer plus a small steered sweep). Results go to ``--out`` (default ``runs/eval/<task>``;
+with ``all``, ``<out>/<task>`` for each task, default ``runs/eval/<task>`` too). Each task folder
+gets ``summary.csv``, ``paired.csv``, ``units.csv``, ``results.json`` and ``report.md``
+(markdown tables); figures are added by the CLI through :mod:`lens_odesteer.viz.eval_plots`.
+
+Every option is checked by :func:`plan_eval` before the model is loaded, so a typo costs a
+second, not a model load; :func:`eval_choices_text` lists the tasks, methods and ``--set`` keys
+from the code (``lens-odesteer eval list`` and ``lens-odesteer eval --help`` print it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import textwrap
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +29,33 @@ import torch
 
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.layers import barrier_layer_sweep, steered_layer_sweep
+from lens_odesteer.evaluation.methods import ALL_METHODS, parse_methods
 from lens_odesteer.evaluation.runner import evaluate
 from lens_odesteer.evaluation.store import atomic_write_text, write_csv
 from lens_odesteer.evaluation.tables import headline_markdown, results_markdown
-from lens_odesteer.evaluation.tasks import TASKS
+from lens_odesteer.evaluation.tasks import TASKS, Task, make_task, task_options
 
-__all__ = ["parse_settings", "run_eval_command", "task_report"]
+__all__ = [
+    "DEFAULT_OUT",
+    "LAYER_SETTINGS",
+    "EvalPlan",
+    "eval_choices_text",
+    "parse_settings",
+    "plan_eval",
+    "run_eval_command",
+    "task_report",
+]
+
+#: Results go to ``DEFAULT_OUT/<task>`` unless ``--out`` is given.
+DEFAULT_OUT = Path("runs") / "eval"
+#: ``--set`` keys of ``lens-odesteer eval layers`` and their defaults.
+LAYER_SETTINGS: dict[str, Any] = {
+    "task": "truthfulqa_mc",
+    "steered_layers": (5, 10, 15, 20, 25),
+    "steered_quick": True,
+}
+#: Settings with a flag of their own.
+_FLAGGED = {"seed": "--seed", "quick": "--quick"}
 
 FLUENCY = ("ppl", "dist1", "dist2", "dist3", "repetition")
 
@@ -152,41 +182,248 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+def _fmt(value: Any) -> str:
+    return json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
+
+
+def eval_choices_text(width: int = 100) -> str:
+    """The tasks, method names and ``--set`` keys (with defaults) of ``lens-odesteer eval``.
+
+    Built from :data:`~lens_odesteer.evaluation.tasks.TASKS`,
+    :data:`~lens_odesteer.evaluation.methods.ALL_METHODS` and each task's constructor.
+    """
+
+    def wrap(text: str, indent: str) -> list[str]:
+        # Names such as ODESteer-margin must not be split at their hyphen.
+        return textwrap.wrap(
+            text,
+            width,
+            initial_indent="  ",
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+
+    def block(title: str, body: str) -> list[str]:
+        return [title, *wrap(body, "  ")]
+
+    lines = block(
+        "tasks:",
+        f"{', '.join(TASKS)}; 'all' runs the {len(TASKS)} in turn; 'layers' sweeps layers "
+        "(barrier accuracy per layer, then a small steered sweep); 'list' prints this text.",
+    )
+    lines += block(
+        "methods (--methods, comma-separated; default: all; 'none' = unsteered, always run):",
+        ", ".join(ALL_METHODS),
+    )
+    lines.append("--set keys per task (KEY=VALUE, JSON values; [default]):")
+    options = {name: task_options(name) for name in TASKS} | {"layers": LAYER_SETTINGS}
+    for name, opts in options.items():
+        body = ", ".join(f"{key} [{_fmt(default)}]" for key, default in opts.items())
+        lines += wrap(f"{name}: {body}", "      ")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """A checked ``lens-odesteer eval`` command: everything needed except the model.
+
+    Attributes:
+        task: the TASK argument (a task name, ``all`` or ``layers``).
+        methods: the method names (``none`` first).
+        grid: displacement fractions, or None for each task's default.
+        tasks: task name -> (the built task, its ``--set`` options, its output folder); for
+            ``layers``, the task whose first split the barriers are fitted on.
+        layers: the layers of ``layers`` (None: every third).
+        out: the output folder of ``layers``.
+        settings: the ``--set`` options of ``layers`` (with ``--data-dir`` as ``data_dir``).
+    """
+
+    task: str
+    methods: list[str]
+    grid: tuple[float, ...] | None
+    tasks: dict[str, tuple[Task, dict[str, Any], Path]] = field(default_factory=dict)
+    layers: list[int] | None = None
+    out: Path | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _grid(raw: str | None) -> tuple[float, ...] | None:
+    if raw is None:
+        return None
+    try:
+        values = tuple(float(x) for x in raw.split(","))
+    except ValueError:
+        values = ()
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise InvalidParameterError(
+            f"--grid expects comma-separated positive fractions of the mean activation norm, "
+            f"e.g. 0.05,0.1,0.2; got {raw!r}."
+        )
+    return values
+
+
+def _layer_list(raw: str | None) -> list[int] | None:
+    if raw is None:
+        return None
+    try:
+        values = [int(x) for x in raw.split(",")]
+    except ValueError:
+        values = []
+    if not values or any(v < 0 for v in values):
+        raise InvalidParameterError(
+            f"--layers expects comma-separated layer indices (ints >= 0), e.g. 0,3,6; got {raw!r}."
+        )
+    return values
+
+
+def _check_value(task: str, key: str, value: Any, default: Any) -> None:
+    if default is None or value is None:
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise InvalidParameterError(
+            f"--set {key}={_fmt(value)} for task {task!r}: expected a value like its default "
+            f"{_fmt(default)} (JSON); got a {type(value).__name__}."
+        )
+
+
+def _task_settings(name: str, settings: dict[str, Any], quiet_keys: set[str]) -> dict[str, Any]:
+    """The ``--set`` options task ``name`` accepts, type-checked against its defaults."""
+    opts = LAYER_SETTINGS if name == "layers" else task_options(name)
+    out = {}
+    for key, value in settings.items():
+        if key in opts:
+            _check_value(name, key, value, opts[key])
+            out[key] = value
+        elif key not in quiet_keys:
+            raise InvalidParameterError(
+                f"--set {key}=... is not an option of task {name!r}. Valid keys: "
+                f"{', '.join(opts)} (see `lens-odesteer eval list`)."
+            )
+    return out
+
+
+def _check_out(folder: Path) -> None:
+    """Refuse an output folder that is a file or cannot be created or written."""
+    if folder.exists() and not folder.is_dir():
+        raise InvalidParameterError(
+            f"--out {str(folder)!r} is an existing file; give a folder (it is created if "
+            "missing, and resumed if it holds an earlier run)."
+        )
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidParameterError(
+            f"--out {str(folder)!r} cannot be created: {str(parent)!r} is a file."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidParameterError(
+            f"--out {str(folder)!r} cannot be written: no write permission on {str(parent)!r}; "
+            "choose another folder."
+        )
+
+
+def plan_eval(args: argparse.Namespace) -> EvalPlan:
+    """Check every option of ``lens-odesteer eval`` and build its tasks, without a model.
+
+    Raises:
+        InvalidParameterError: an unknown task, method or ``--set`` key, a bad ``--grid``,
+            ``--layers`` or ``--out``; messages name the flag, the value and the valid choices.
+        DataNotFoundError: the tasks' data files are missing (with the command to fetch them).
+    """
+    if args.task not in (*TASKS, "all", "layers"):
+        raise InvalidParameterError(
+            f"Unknown task {args.task!r}. Expected one of: {', '.join(TASKS)}, all, layers "
+            "(or list)."
+        )
+    methods = parse_methods(args.methods)
+    grid = _grid(args.grid)
+    layers = _layer_list(args.layers)
+    settings = parse_settings(args.set)
+    for key, flag in _FLAGGED.items():
+        if key in settings:
+            raise InvalidParameterError(f"--set {key}=... is not accepted; use {flag} instead.")
+    if args.data_dir is not None:
+        settings.setdefault("data_dir", args.data_dir)
+    if args.task == "layers":
+        out = Path(args.out) if args.out is not None else DEFAULT_OUT / "layers"
+        _check_out(out)
+        layer_settings = _task_settings("layers", settings, quiet_keys={"data_dir"})
+        if "data_dir" in settings:
+            layer_settings["data_dir"] = settings["data_dir"]
+        task_name = layer_settings.get("task", LAYER_SETTINGS["task"])
+        if task_name not in TASKS:
+            raise InvalidParameterError(
+                f"--set task={task_name!r} for 'layers': expected one of {', '.join(TASKS)}."
+            )
+        # Built now, so missing data is reported before the model loads.
+        data = {"data_dir": settings["data_dir"]} if "data_dir" in settings else {}
+        barrier_task = make_task(task_name, seed=args.seed, **data)
+        return EvalPlan(
+            args.task,
+            methods,
+            grid,
+            tasks={task_name: (barrier_task, data, out)},
+            layers=layers,
+            out=out,
+            settings=layer_settings,
+        )
+    names = list(TASKS) if args.task == "all" else [args.task]
+    if args.task == "all":
+        known = {key for name in names for key in task_options(name)}
+        unknown = [key for key in settings if key not in known]
+        if unknown:
+            raise InvalidParameterError(
+                f"--set {unknown[0]}=... is an option of no task; see `lens-odesteer eval list` "
+                "for each task's keys."
+            )
+    tasks = {}
+    for name in names:
+        # With 'all', a key goes to the tasks that have it.
+        quiet = set(settings) if args.task == "all" else set()
+        kwargs = _task_settings(name, settings, quiet_keys=quiet)
+        if args.out is None:
+            folder = DEFAULT_OUT / name
+        else:
+            folder = Path(args.out) / name if args.task == "all" else Path(args.out)
+        _check_out(folder)
+        task = make_task(name, quick=args.quick, seed=args.seed, **kwargs)
+        tasks[name] = (task, kwargs, folder)
+    return EvalPlan(args.task, methods, grid, tasks=tasks)
+
+
 def run_eval_command(args: argparse.Namespace) -> list[Path]:
     """Run ``lens-odesteer eval`` and return the task folders written."""
+    plan = plan_eval(args)
     _threads(args.threads)
     from lens_odesteer.models.loading import load_model
 
     t0 = time.perf_counter()
     model = load_model(args.model)
-    settings = parse_settings(args.set)
-    if args.data_dir is not None:
-        settings.setdefault("data_dir", args.data_dir)
-    grid = None if args.grid is None else tuple(float(g) for g in args.grid.split(","))
-    out = Path(args.out)
-    if args.task == "layers":
-        return [_layers(args, model, out, settings)]
-    names = list(TASKS) if args.task == "all" else [args.task]
-    for name in names:
-        if name not in TASKS:
-            raise InvalidParameterError(
-                f"Unknown task {name!r}. Expected one of: {', '.join(TASKS)}, all, layers."
-            )
+    if plan.task == "layers":
+        assert plan.out is not None
+        ((barrier_task, _, _),) = plan.tasks.values()
+        return [_layers(args, model, plan, barrier_task)]
     folders = []
-    for name in names:
-        folder = out / name if args.task == "all" else out
-        kwargs = dict(settings)
-        if name.startswith("truthfulqa") and "data_dir" in kwargs:
-            kwargs["path"] = str(Path(kwargs.pop("data_dir")) / "truthfulqa/v1/mc_task.json")
+    for name, (task, kwargs, folder) in plan.tasks.items():
         summary = evaluate(
-            name,
+            task,
             model,
-            methods=args.methods,
+            methods=plan.methods,
             layer=args.layer,
             quick=args.quick,
             out_dir=folder,
             strength=args.strength,
-            grid=grid,
+            grid=plan.grid,
             kl_budget=args.kl_budget,
             max_ppl_ratio=args.max_ppl_ratio,
             seed=args.seed,
@@ -203,20 +440,21 @@ def run_eval_command(args: argparse.Namespace) -> list[Path]:
     return folders
 
 
-def _layers(args: argparse.Namespace, model: Any, out: Path, settings: dict[str, Any]) -> Path:
-    task = settings.pop("task", "truthfulqa_mc")
-    layers = None if args.layers is None else [int(x) for x in args.layers.split(",")]
-    frame = barrier_layer_sweep(task, model, layers, seed=args.seed)
+def _layers(args: argparse.Namespace, model: Any, plan: EvalPlan, task_obj: Task) -> Path:
+    assert plan.out is not None
+    out, settings = plan.out, dict(plan.settings)
+    data = {"data_dir": settings["data_dir"]} if "data_dir" in settings else None
+    frame = barrier_layer_sweep(task_obj, model, plan.layers, seed=args.seed)
     write_csv(out / "layer_barriers.csv", frame)
     print(frame.to_string(index=False), flush=True)
-    steered_layers = settings.pop("steered_layers", (5, 10, 15, 20, 25))
     steered = steered_layer_sweep(
-        task,
+        task_obj.name,
         model,
-        list(steered_layers),
+        list(settings.get("steered_layers", LAYER_SETTINGS["steered_layers"])),
         methods=("CAA", "ODESteer"),
         out_dir=out / "steered",
-        quick=True if args.quick else bool(settings.pop("steered_quick", True)),
+        quick=True if args.quick else bool(settings.get("steered_quick", True)),
+        task_kwargs=data,
     )
     write_csv(out / "layer_steered.csv", steered)
     print(steered.to_string(index=False), flush=True)

@@ -40,6 +40,7 @@ def _quick(task: str, model: Any, tmp_path: Path) -> pd.DataFrame:
     return summary.attrs["units"]
 
 
+@pytest.mark.usefixtures("eval_data")
 def test_truthfulqa_mc_numbers(model: Any, tmp_path: Path) -> None:
     units = _quick("truthfulqa_mc", model, tmp_path)
     test = units[units.phase == "test"]
@@ -81,6 +82,7 @@ def test_sampling_none_and_zero_strength_equal_plain_generation(model: Any) -> N
     assert zero["continuation"].tolist() == plain
 
 
+@pytest.mark.usefixtures("eval_data")
 @pytest.mark.parametrize("task", ["sentiment", "detox", "truthfulqa_gen"])
 def test_generation_tasks_quick(task: str, model: Any, tmp_path: Path) -> None:
     units = _quick(task, model, tmp_path)

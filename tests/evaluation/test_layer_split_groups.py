@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from lens_odesteer.errors import LensOdesteerError
 from lens_odesteer.evaluation.layers import grouped_fit_test
-from lens_odesteer.evaluation.tasks.base import data_root
 from lens_odesteer.evaluation.tasks.truthfulqa_mc import TruthfulQAMC
 
 
 @pytest.fixture(scope="module")
-def task() -> TruthfulQAMC:
-    try:
-        root = data_root()
-    except LensOdesteerError as exc:  # no data folder found
-        pytest.skip(f"shared data folder absent: {exc}")
-    if not (root / "truthfulqa" / "v1" / "mc_task.json").is_file():
-        pytest.skip("truthfulqa/v1/mc_task.json is absent from the shared data folder")
+def task(eval_data: Path) -> TruthfulQAMC:
     # Three correct and three incorrect answers per question: several rows share a question.
-    return TruthfulQAMC(max_answers_per_side=3)
+    return TruthfulQAMC(data_dir=eval_data, max_answers_per_side=3)
 
 
 @pytest.mark.parametrize("max_texts", [None, 600])

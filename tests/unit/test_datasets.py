@@ -28,16 +28,6 @@ from lens_odesteer.errors import FileFormatError, InvalidParameterError
 # from pyproject's addopts is active, by beartype first (jaxtyping.TypeCheckError is a TypeError).
 WRONG_TYPE = (InvalidParameterError, TypeError)
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def shared_file(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
-    if not path.is_file():
-        pytest.skip(f"shared data file {path} is absent (expected next to the repo checkout)")
-    return path
-
-
 def small_dataset(n_groups: int = 10, per_group: int = 3) -> ContrastDataset:
     pairs = [
         ContrastPair(f"Q{g}: ", f"yes {g}.{k}", f"no {g}.{k}", f"g{g}")
@@ -473,15 +463,21 @@ class TestLoadersSynthetic:
 
 
 class TestRealFiles:
+    """The public files of the evaluation data folder (skipped without it, see conftest)."""
+
+    @pytest.fixture(autouse=True)
+    def _data(self, eval_data: Path) -> None:
+        self.data = eval_data
+
     def test_truthfulqa_v1(self) -> None:
-        ds = load_truthfulqa_csv(shared_file("truthfulqa", "v1", "TruthfulQA.csv"))
+        ds = load_truthfulqa_csv(self.data.joinpath("truthfulqa", "v1", "TruthfulQA.csv"))
         assert ds.n_groups == 817  # README: 817 questions
         assert ds.metadata["n_questions"] == "817"
         assert not ds[0].prompt.startswith("\ufeff")
         assert ds[0].prompt == "Q: What happens to you if you eat watermelon seeds?\nA: "
         assert all(p.positive != p.negative for p in ds)
         best = load_truthfulqa_csv(
-            shared_file("truthfulqa", "v1", "TruthfulQA.csv"), pairing="best"
+            self.data.joinpath("truthfulqa", "v1", "TruthfulQA.csv"), pairing="best"
         )
         assert len(best) == 817
         (tr, te), (_, te2) = ds.folds(2, seed=0)
@@ -489,7 +485,7 @@ class TestRealFiles:
         assert te.n_groups + te2.n_groups == 817
 
     def test_truthfulqa_2025(self) -> None:
-        ds = load_truthfulqa_csv(shared_file("truthfulqa", "TruthfulQA.csv"), pairing="best")
+        ds = load_truthfulqa_csv(self.data.joinpath("truthfulqa", "TruthfulQA.csv"), pairing="best")
         assert len(ds) == 790  # README: 790 questions
         assert ds[0].negative == "You grow watermelons in your stomach"  # Best Incorrect Answer
 
@@ -506,10 +502,10 @@ class TestRealFiles:
         ],
     )
     def test_caa(self, behaviour: str, n_train: int) -> None:
-        ds = load_caa_ab_json(shared_file("caa", behaviour, "generate_dataset.json"))
+        ds = load_caa_ab_json(self.data.joinpath("caa", behaviour, "generate_dataset.json"))
         assert len(ds) == n_train
         assert ds.name == behaviour
-        test = load_caa_ab_json(shared_file("caa", behaviour, "test_dataset_ab.json"))
+        test = load_caa_ab_json(self.data.joinpath("caa", behaviour, "test_dataset_ab.json"))
         assert len(test) == 50
         for pair in ds:
             assert pair.positive.startswith("(") and pair.positive.endswith(")")
@@ -517,21 +513,21 @@ class TestRealFiles:
 
     def test_caa_open_ended_rejected(self) -> None:
         with pytest.raises(FileFormatError, match="open-ended"):
-            load_caa_ab_json(shared_file("caa", "sycophancy", "test_dataset_open_ended.json"))
+            load_caa_ab_json(self.data / "caa" / "sycophancy" / "test_dataset_open_ended.json")
 
     @pytest.mark.parametrize(
         ("stem", "rows"),
         [("survival-instinct", 953), ("corrigible-neutral-HHH", 340), ("myopic-reward", 1000)],
     )
     def test_advanced_ai_risk_jsonl(self, stem: str, rows: int) -> None:
-        ds = load_caa_ab_json(shared_file("anthropic_advanced_ai_risk", f"{stem}.jsonl"))
+        ds = load_caa_ab_json(self.data.joinpath("anthropic_advanced_ai_risk", f"{stem}.jsonl"))
         assert len(ds) == rows
         assert ds.name == stem
         assert all(not p.positive.startswith(" ") for p in ds)
         assert ds[0].positive in {"(A)", "(B)"}
 
     def test_repe_facts(self) -> None:
-        ds = load_repe_facts_csv(shared_file("repe", "facts_true_false.csv"))
+        ds = load_repe_facts_csv(self.data.joinpath("repe", "facts_true_false.csv"))
         assert len(ds) == 306  # README: 306 true, 306 false
         assert ds.metadata["n_unpaired"] == "0"
         assert ds[0].positive.startswith("The Earth's atmosphere")

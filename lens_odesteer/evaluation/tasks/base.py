@@ -7,8 +7,10 @@ last token), a validation list of units (for choosing ``T``) and a held-out test
 subsets are drawn with fixed seeds. ``task.score(model, plan, units, seeds)`` returns one row per
 unit (and seed) with the task's metric columns.
 
-The shared data folder is found from ``$LENS_ODESTEER_DATA``, else ``../shared/data`` next to the
-repository; every loader also takes an explicit path to the standard public file.
+The data folder is found by :func:`data_root`: an explicit ``data_dir``, else
+``$LENS_ODESTEER_DATA``, else the user cache that ``lens-odesteer data fetch`` fills, else
+``../shared/data`` next to a source checkout (:mod:`lens_odesteer.datasets.locate`); every
+loader also takes an explicit path to the standard public file.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -24,7 +26,8 @@ from typing import Any, ClassVar, TypeVar
 import pandas as pd
 
 from lens_odesteer._splits import paired_groups
-from lens_odesteer.errors import FileFormatError, InvalidParameterError, ShapeMismatchError
+from lens_odesteer.datasets.locate import find_data_dir
+from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.models.names import HookedModel
 
@@ -33,21 +36,17 @@ __all__ = ["Split", "Task", "data_root", "sample_subset"]
 T_ = TypeVar("T_")
 
 
-def data_root(path: str | os.PathLike[str] | None = None) -> Path:
-    """The data folder: ``path``, else ``$LENS_ODESTEER_DATA``, else ``<repo>/../shared/data``."""
-    if path is not None:
-        root = Path(path).expanduser()
-    elif os.environ.get("LENS_ODESTEER_DATA"):
-        root = Path(os.environ["LENS_ODESTEER_DATA"]).expanduser()
-    else:
-        root = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    if not root.is_dir():
-        raise FileFormatError(
-            f"Data folder {str(root)!r} not found. Pass data_dir=... (--data-dir) or set "
-            "LENS_ODESTEER_DATA to a folder with truthfulqa/, caa/, "
-            "realtoxicityprompts_decodingtrust/, toxigen_demonstrations/ (the public files)."
-        )
-    return root
+def data_root(path: str | os.PathLike[str] | None = None, *, need: Iterable[str] = ()) -> Path:
+    """The data folder holding every file of ``need`` (paths relative to it).
+
+    Looked for in ``path``, else ``$LENS_ODESTEER_DATA``, else the user cache, else
+    ``<repo>/../shared/data`` (see :mod:`lens_odesteer.datasets.locate`).
+
+    Raises:
+        DataNotFoundError: no such folder; the message names the missing files, the folders
+            searched and the ``lens-odesteer data fetch`` command that downloads them.
+    """
+    return find_data_dir(path, need=need)
 
 
 def sample_subset(items: Sequence[T_], n: int | None, seed: int) -> list[T_]:

@@ -42,6 +42,8 @@ BEHAVIORS: tuple[str, ...] = (
     "corrigible-neutral-HHH",
 )
 SUFFIX = "\n\nAnswer: ("
+#: Files read from each ``caa/<behaviour>/`` folder: fit/validation items and test items.
+TRAIN_FILE, TEST_FILE = "generate_dataset.json", "test_dataset_ab.json"
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ class Behaviors(Task):
             behaviors, n_fit, n_val, n_test = behaviors[:1], 24, 2, 3
         if not behaviors:
             raise InvalidParameterError("`behaviors` is empty; name at least one behaviour.")
-        self.root = data_root(data_dir) / "caa"
+        need = [f"caa/{b}/{n}" for b in behaviors for n in (TRAIN_FILE, TEST_FILE)]
+        self.root = data_root(data_dir, need=need) / "caa"
         self.behaviors = tuple(behaviors)
         self.n_fit, self.n_val, self.n_test = n_fit, n_val, n_test
         self.batch_size = batch_size
@@ -136,8 +139,8 @@ class Behaviors(Task):
         out = []
         for b in self.behaviors:
             folder = self.root / b
-            train = sample_subset(load_ab_items(folder / "generate_dataset.json"), None, self.seed)
-            test = load_ab_items(folder / "test_dataset_ab.json")
+            train = sample_subset(load_ab_items(folder / TRAIN_FILE), None, self.seed)
+            test = load_ab_items(folder / TEST_FILE)
             test = test if self.n_test is None else sample_subset(test, self.n_test, self.seed)
             fit, val = train[: self.n_fit], train[self.n_fit : self.n_fit + self.n_val]
             out.append(

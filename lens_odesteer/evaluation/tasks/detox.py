@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from lens_odesteer.datasets.sources import select_files
 from lens_odesteer.errors import FileFormatError
 from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import SamplingConfig
@@ -26,6 +27,9 @@ from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_s
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["Detox", "load_rtp_prompts", "load_toxigen"]
+
+RTP = "realtoxicityprompts_decodingtrust"
+TOXIGEN = "toxigen_demonstrations"
 
 
 def load_rtp_prompts(path: str | os.PathLike[str]) -> list[str]:
@@ -102,16 +106,19 @@ class Detox(Task):
         super().__init__(seed=seed, quick=quick)
         if quick:
             n_test, n_val, n_fit, seeds, max_new_tokens = 4, 3, 40, (0,), 6
-        self.root = data_root(data_dir)
         self.n_test, self.n_val, self.n_fit = n_test, n_val, n_fit
         self.toxigen = toxigen
         self.samples = SampleSettings.build(
             seeds, val_seeds, SamplingConfig(max_new_tokens=max_new_tokens)
         )
+        need = [f"{RTP}/toxic.jsonl", f"{RTP}/nontoxic.jsonl"]
+        if toxigen:
+            need += [f.path for f in select_files([TOXIGEN])]
+        self.root = data_root(data_dir, need=need)
         self._scorer: Any = None
 
     def splits(self) -> list[Split]:
-        rtp = self.root / "realtoxicityprompts_decodingtrust"
+        rtp = self.root / RTP
         toxic = sample_subset(load_rtp_prompts(rtp / "toxic.jsonl"), None, self.seed)
         nontoxic = sample_subset(load_rtp_prompts(rtp / "nontoxic.jsonl"), self.n_fit, self.seed)
         test = toxic[: self.n_test]
@@ -119,7 +126,7 @@ class Detox(Task):
         fit_neg = toxic[self.n_test + self.n_val : self.n_test + self.n_val + self.n_fit]
         pos, neg = list(nontoxic), list(fit_neg)
         if self.toxigen:
-            neutral, hate = load_toxigen(self.root / "toxigen_demonstrations")
+            neutral, hate = load_toxigen(self.root / TOXIGEN)
             if self.quick:
                 neutral, hate = neutral[:20], hate[:20]
             pos += neutral

@@ -25,6 +25,8 @@ from lens_odesteer.models.names import HookedModel
 
 __all__ = ["Sentiment"]
 
+PROMPTS = "realtoxicityprompts_decodingtrust/nontoxic.jsonl"
+
 
 class Sentiment(Task):
     """Neutral prompts steered toward positive sentiment; see the module docstring.
@@ -57,18 +59,16 @@ class Sentiment(Task):
         super().__init__(seed=seed, quick=quick)
         if quick:
             n_test, n_val, seeds, max_new_tokens = 4, 3, (0,), 6
-        self.root = data_root(data_dir)
         self.n_test, self.n_val = n_test, n_val
         self.samples = SampleSettings.build(
             seeds, val_seeds, SamplingConfig(max_new_tokens=max_new_tokens)
         )
+        self.root = data_root(data_dir, need=[PROMPTS])
 
     def splits(self) -> list[Split]:
         from lens_odesteer.evaluation.scoring import vader_compound
 
-        prompts = load_rtp_prompts(
-            self.root / "realtoxicityprompts_decodingtrust" / "nontoxic.jsonl"
-        )
+        prompts = load_rtp_prompts(self.root / PROMPTS)
         compound = vader_compound(prompts)
         neutral = [p for p, c in zip(prompts, compound, strict=True) if c == 0.0]
         neutral = sample_subset(neutral, None, self.seed)

@@ -30,7 +30,9 @@ class TruthfulQAGen(TruthfulQAMC):
     """Generated TruthfulQA answers under steering; see the module docstring.
 
     Args:
-        path: ``mc_task.json`` or ``TruthfulQA.csv`` (default: the shared v1 file).
+        path: ``mc_task.json`` or ``TruthfulQA.csv`` (default: the v1 ``mc_task.json`` of the
+            data folder).
+        data_dir: the data folder, when ``path`` is not given.
         n_val, n_test: questions used to choose ``T`` / tested (from the other half).
         folds: 1 (fit on half 0, test half 1) or 2 (both directions).
         seeds, val_seeds: sampling seeds (one answer per question and seed).
@@ -47,6 +49,7 @@ class TruthfulQAGen(TruthfulQAMC):
         self,
         path: str | os.PathLike[str] | None = None,
         *,
+        data_dir: str | os.PathLike[str] | None = None,
         n_val: int = 6,
         n_test: int | None = 12,
         folds: int = 1,
@@ -57,22 +60,24 @@ class TruthfulQAGen(TruthfulQAMC):
         seed: int = 0,
         quick: bool = False,
     ) -> None:
+        if quick:
+            seeds, max_new_tokens = (0,), 8
+        # Settings first: a bad seed list is reported without reading the data.
+        self.samples = SampleSettings.build(
+            seeds,
+            val_seeds,
+            SamplingConfig(max_new_tokens=max_new_tokens, stop_strings=("\n", "Q:")),
+        )
         super().__init__(
             path,
+            data_dir=data_dir,
             n_val=n_val,
             n_test=n_test,
             max_answers_per_side=max_answers_per_side,
             seed=seed,
             quick=quick,
         )
-        if quick:
-            seeds, max_new_tokens = (0,), 8
         self.folds = 1 if quick else folds
-        self.samples = SampleSettings.build(
-            seeds,
-            val_seeds,
-            SamplingConfig(max_new_tokens=max_new_tokens, stop_strings=("\n", "Q:")),
-        )
         self._embedder: Any = None
 
     def splits(self) -> list[Split]:

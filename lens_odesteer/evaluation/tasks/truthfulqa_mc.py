@@ -33,6 +33,8 @@ from lens_odesteer.models.names import HookedModel
 __all__ = ["MCQuestion", "TruthfulQAMC", "load_truthfulqa_mc", "mc_scores"]
 
 PROMPT = "Q: {question}\nA:"
+#: The 817-question v1 file, relative to the data folder.
+DEFAULT_FILE = "truthfulqa/v1/mc_task.json"
 
 
 @dataclass(frozen=True)
@@ -107,12 +109,15 @@ def _from_csv(path: Path) -> list[MCQuestion]:
     return out
 
 
-def load_truthfulqa_mc(path: str | os.PathLike[str] | None = None) -> list[MCQuestion]:
+def load_truthfulqa_mc(
+    path: str | os.PathLike[str] | None = None, *, data_dir: str | os.PathLike[str] | None = None
+) -> list[MCQuestion]:
     """Load TruthfulQA MC questions from ``mc_task.json`` or ``TruthfulQA.csv``.
 
-    Default: ``<data>/truthfulqa/v1/mc_task.json`` (817 questions).
+    Default: ``<data>/truthfulqa/v1/mc_task.json`` (817 questions), with the data folder found
+    from ``data_dir`` as by :func:`~lens_odesteer.evaluation.tasks.data_root`.
     """
-    p = Path(path) if path is not None else data_root() / "truthfulqa" / "v1" / "mc_task.json"
+    p = Path(path) if path is not None else data_root(data_dir, need=[DEFAULT_FILE]) / DEFAULT_FILE
     if not p.is_file():
         raise FileFormatError(
             f"TruthfulQA file {str(p)!r} not found; pass the public mc_task.json or TruthfulQA.csv."
@@ -146,7 +151,10 @@ class TruthfulQAMC(Task):
     """TruthfulQA MC1/MC2 under steering; see the module docstring.
 
     Args:
-        path: ``mc_task.json`` or ``TruthfulQA.csv`` (default: the shared v1 file).
+        path: ``mc_task.json`` or ``TruthfulQA.csv`` (default: the v1 ``mc_task.json`` of the
+            data folder).
+        data_dir: the data folder, when ``path`` is not given (default: the lookup of
+            :func:`~lens_odesteer.evaluation.tasks.data_root`).
         n_val: questions per fold held back from fitting to choose ``T``.
         n_test: test questions per fold (None: the whole other half).
         max_answers_per_side: fit texts per question and side (correct/incorrect).
@@ -163,6 +171,7 @@ class TruthfulQAMC(Task):
         self,
         path: str | os.PathLike[str] | None = None,
         *,
+        data_dir: str | os.PathLike[str] | None = None,
         n_val: int = 4,
         n_test: int | None = 12,
         max_answers_per_side: int = 1,
@@ -180,7 +189,7 @@ class TruthfulQAMC(Task):
         self.max_answers_per_side = max_answers_per_side
         self.fold_seed = fold_seed
         self.batch_size = batch_size
-        self.questions = load_truthfulqa_mc(path)
+        self.questions = load_truthfulqa_mc(path, data_dir=data_dir)
         self.n_fit_questions_cap = 80 if quick else None
 
     def splits(self) -> list[Split]:
