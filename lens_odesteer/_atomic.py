@@ -5,6 +5,10 @@ temporary file in the target's folder (same file system, so the rename is atomic
 ``os.replace`` puts it in place only when writing finished; on any error the temporary file is
 removed and an existing target is left as it was.
 
+The file gets the permissions a plain ``open(path, "w")`` would give it: a new file has
+``0o666`` less the process umask (the kernel applies the umask when the temporary file is
+created), and a file that already existed keeps its mode.
+
 Example:
     >>> import tempfile
     >>> from pathlib import Path
@@ -18,7 +22,8 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,14 +43,42 @@ def atomic_path(path: str | os.PathLike[str], *, keep_suffix: bool = False) -> I
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = target.suffix if keep_suffix else ".tmp"
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp, new_mode = _create_beside(target, suffix)
     try:
         yield tmp
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            mode = new_mode
+        # Set again: a writer may have replaced the temporary file with one of its own.
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _create_beside(target: Path, suffix: str, *, max_tries: int = 100) -> tuple[Path, int]:
+    """Create a new empty hidden file beside ``target``; return it and its permission bits.
+
+    ``tempfile.mkstemp`` would make it ``0o600`` whatever the umask. Creating it with ``0o666``
+    lets the kernel apply the umask (and any default ACL) as for ``open(path, "w")``, and its
+    resulting mode is that of a new file, read without touching the process-wide umask (which
+    ``os.umask`` can only read by setting it, a race with other threads).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(max_tries):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+        return tmp, mode
+    raise FileExistsError(f"Could not create a temporary file beside {str(target)!r}.")
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
