@@ -24,6 +24,7 @@ import lens_odesteer as lo
 from benchmarks._timing import compare, machine, round_ratios, time_rounds
 from lens_odesteer.hooks import SteeringHook
 from lens_odesteer.hooks.scope import PromptLayout
+from lens_odesteer.steerers import AbstractSteerer
 
 PROMPTS = [
     "The hotel we stayed at",
@@ -47,12 +48,13 @@ class _Point:
 
 
 def _decode_hook(
-    steerer: lo.AbstractSteerer, T: float, acts: torch.Tensor, scope: str
+    model: object, steerer: AbstractSteerer, T: float, acts: torch.Tensor, scope: str
 ) -> Callable[[], object]:
     """A SteeringHook set up as in generation, after its prefill call: next calls are decoding."""
-    hook = SteeringHook(steerer, T, scope=scope)
+    hook = SteeringHook(model, steerer, T=T, scope=scope)
     mask = torch.ones(len(PROMPTS), 6, dtype=torch.long)
-    hook.set_layout(PromptLayout.from_attention_mask(mask, kv=True))
+    # The generation session lo.generate opens, left open for the timed decoding calls.
+    hook.session(PromptLayout.from_attention_mask(mask, kv=True)).__enter__()
     point = _Point()
     hook(acts[:, None].expand(-1, 6, -1).clone(), hook=point)  # the prefill call
     step = acts[:, None].clone()
@@ -60,10 +62,14 @@ def _decode_hook(
 
 
 def _hook_costs(
-    steerers: dict[str, tuple[lo.AbstractSteerer, float, str]], acts: torch.Tensor
+    model: object,
+    steerers: dict[str, tuple[AbstractSteerer, float, str]],
+    acts: torch.Tensor,
 ) -> dict[str, float]:
     """Median seconds of one decoding-step hook call per steerer, and of CAA's bare maths."""
-    calls = {name: _decode_hook(st, T, acts, scope) for name, (st, T, scope) in steerers.items()}
+    calls = {
+        name: _decode_hook(model, st, T, acts, scope) for name, (st, T, scope) in steerers.items()
+    }
     caa = steerers["CAA (scope last)"][0]
     calls["CAA maths only"] = lambda: caa._steer(acts, 1.0)
     return compare(calls, repeats=200, warmup=20, show=False)
@@ -92,7 +98,7 @@ def run(quick: bool = False) -> None:
             model, PROMPTS, plan, T=strength, scope=scope, max_new_tokens=n_new, stop_at_eos=False
         )
 
-    steerers: dict[str, tuple[lo.AbstractSteerer, float, str]] = {
+    steerers: dict[str, tuple[AbstractSteerer, float, str]] = {
         "CAA (scope last)": (caa, 1.0, "last"),
         "StepODESteer (scope last)": (step, T, "last"),
         "ODESteer (scope last, Euler x10)": (ode, T, "last"),
@@ -106,7 +112,7 @@ def run(quick: bool = False) -> None:
     ratios = round_ratios(samples, "unsteered")
     base = statistics.median(samples["unsteered"])
     per_step = base / n_new
-    costs = _hook_costs(steerers, neg[: len(PROMPTS)].clone())
+    costs = _hook_costs(model, steerers, neg[: len(PROMPTS)].clone())
     print(
         "| method | tokens/s | time / unsteered (median of rounds) | lowest-highest round | "
         "hook per decoding step | as share of a step | target |"

@@ -22,6 +22,7 @@ __all__ = [
     "ProvenanceError",
     "ScorerUnavailableError",
     "ShapeMismatchError",
+    "SteeringConflictError",
 ]
 
 
@@ -74,6 +75,10 @@ class IntegrationError(LensOdesteerError, RuntimeError):
 
 class ModelLoadError(LensOdesteerError, OSError):
     """A model that cannot be found or fetched (e.g. a hub name on an offline machine)."""
+
+
+class SteeringConflictError(LensOdesteerError, RuntimeError):
+    """Two steering setups that would edit the same hook point (nesting, threads, reset_hooks)."""
 
 
 class ProvenanceError(LensOdesteerError, ValueError):

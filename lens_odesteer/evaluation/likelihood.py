@@ -27,7 +27,7 @@ from torch import Tensor
 from lens_odesteer.activations import answer_spans
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.hooks import SteeringPlan, _model
-from lens_odesteer.hooks._model import model_device, pad_token_id
+from lens_odesteer.hooks._model import model_device
 from lens_odesteer.models.names import (
     HookedModel,
     hook_layer,
@@ -35,31 +35,28 @@ from lens_odesteer.models.names import (
     model_n_layers,
     resid_post,
 )
+from lens_odesteer.models.tokens import pad_token_id, pad_tokens, tokenize
 
 __all__ = ["PREFIX_CACHE", "answer_logprobs", "next_token_logprobs"]
 
 
 def _tokens(model: HookedModel, text: str) -> Tensor:
-    return model.to_tokens(text, move_to_device=False)[0].cpu()
+    return tokenize(model, text, allow_empty=True)
 
 
 def _batches(
-    tokens: list[Tensor], steer_from: list[int], batch_size: int
+    model: HookedModel, tokens: list[Tensor], steer_from: list[int], batch_size: int
 ) -> Iterator[tuple[list[int], Tensor, Tensor, Tensor]]:
     """Yield ``(rows, ids, attention_mask, scope_mask)`` per left-padded batch."""
     order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
+    pad_id = pad_token_id(model)
     for b in range(0, len(order), batch_size):
         rows = order[b : b + batch_size]
-        width = max(len(tokens[i]) for i in rows)
-        ids = torch.zeros((len(rows), width), dtype=torch.long)
-        att = torch.zeros((len(rows), width), dtype=torch.long)
-        scope = torch.zeros((len(rows), width), dtype=torch.bool)
+        padded = pad_tokens([tokens[i] for i in rows], pad_id, side="left")
+        scope = torch.zeros(padded.ids.shape, dtype=torch.bool)
         for r, i in enumerate(rows):
-            n = len(tokens[i])
-            ids[r, width - n :] = tokens[i]
-            att[r, width - n :] = 1
-            scope[r, steer_from[i] : n] = True  # token positions count real tokens
-        yield rows, ids, att, scope
+            scope[r, steer_from[i] : len(tokens[i])] = True  # token positions count real tokens
+        yield rows, padded.ids, padded.attention_mask, scope
 
 
 class _PrefixCache:
@@ -183,7 +180,7 @@ def answer_logprobs(
     starts = [s for s, _ in spans]
     out = np.zeros(len(texts), dtype=np.float64)
     with torch.inference_mode():
-        for rows, ids, att, scope in _batches(tokens, [s - 1 for s in starts], batch_size):
+        for rows, ids, att, scope in _batches(model, tokens, [s - 1 for s in starts], batch_size):
             logits = _forward(model, ids, att, scope, plan)
             logp = torch.log_softmax(logits.float(), dim=-1)
             width = ids.shape[1]
@@ -233,7 +230,7 @@ def next_token_logprobs(
     keep = None if token_ids is None else torch.tensor(list(token_ids), dtype=torch.long)
     results: list[Tensor | None] = [None] * len(tokens)
     with torch.inference_mode():
-        for rows, ids, att, scope in _batches(tokens, list(steer_from), batch_size):
+        for rows, ids, att, scope in _batches(model, tokens, list(steer_from), batch_size):
             logits = _forward(model, ids, att, scope, plan)
             logp = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
             if keep is not None:

@@ -23,6 +23,7 @@ from lens_odesteer.hooks import _model
 from lens_odesteer.hooks.hook import SteeringHook
 from lens_odesteer.hooks.scope import PromptLayout
 from lens_odesteer.models.names import HookedModel, is_bridge
+from lens_odesteer.models.tokens import pad_token_id, pad_tokens, tokenize
 
 __all__ = ["generate_with_hooks"]
 
@@ -57,7 +58,7 @@ def generate_with_hooks(
                 "do not pass it."
             )
     tokens = [
-        _model.tokenize_prompt(model, text, chat=chat, prepend_bos=prepend_bos, index=i)
+        tokenize(model, text, chat=chat, prepend_bos=prepend_bos, name="prompts", index=i)
         for i, text in enumerate(texts)
     ]
     lengths = [len(t) for t in tokens]
@@ -68,7 +69,7 @@ def generate_with_hooks(
     tok = _model.tokenizer(model)
     eos = generate_kwargs.get("eos_token_id", getattr(tok, "eos_token_id", None))
     eos_ids = set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
-    pad_id = _model.pad_token_id(model)
+    pad_id = pad_token_id(model)
     device = _model.model_device(model)
     kwargs = {
         "max_new_tokens": max_new_tokens,
@@ -80,12 +81,8 @@ def generate_with_hooks(
     }
     completions: list[Tensor | None] = [None] * len(texts)
     for group in groups:
-        width = max(lengths[i] for i in group)
-        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for row, i in enumerate(group):
-            ids[row, width - lengths[i] :] = tokens[i]
-            mask[row, width - lengths[i] :] = 1
+        padded = pad_tokens([tokens[i] for i in group], pad_id, side="left")
+        ids, mask, width = padded.ids, padded.attention_mask, padded.ids.shape[1]
         layout = PromptLayout.from_attention_mask(
             mask, kv=use_past_kv_cache, rows=None if batched else torch.tensor(group)
         )

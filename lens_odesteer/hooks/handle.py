@@ -133,6 +133,7 @@ class SteeringHandle:
                     del _ACTIVE[point]
         for hook in self.hooks.values():
             hook.owner = None
+            hook.close()
         if removed_elsewhere:
             warnings.warn(
                 "Some steering hooks had been removed before the `steering` block ended (for "

@@ -35,8 +35,8 @@ from lens_odesteer.hooks.scope import (
     select_positions,
 )
 from lens_odesteer.hooks.sensor import acquire_sensor
-from lens_odesteer.hooks.strength import resolve_T
 from lens_odesteer.steerers.base import AbstractSteerer
+from lens_odesteer.steerers.strength import resolve_T
 
 __all__ = ["SteeringHook"]
 
@@ -151,7 +151,15 @@ class SteeringHook:
         )
         self._session: _Session | None = None
         self._sensor = acquire_sensor(model)
-        weakref.finalize(self, self._sensor.release)
+        self._finalizer = weakref.finalize(self, self._sensor.release)
+
+    def close(self) -> None:
+        """Let go of the model's input sensor now (it is removed when no hook needs it).
+
+        ``steering`` calls this when its block ends; a closed hook still steers, but without
+        the sensor it no longer sees padding or KV-cache offsets.
+        """
+        self._finalizer()
 
     # -- generation sessions (set by generate) ------------------------------------------------
     @contextmanager
@@ -199,6 +207,12 @@ class SteeringHook:
         info = self._sensor.current()
         if info is None:
             return None, 0, seq, 0
+        if info.error is not None:
+            raise InvalidParameterError(
+                f"The steering hook at {name!r} could not read this forward call's input "
+                f"({info.error}). Pass tokens with a valid attention_mask (ones in one "
+                "contiguous block per row), or a list of strings."
+            )
         found: PromptLayout | None = info.layout
         if info.offset == 0:
             if found is not None and (found.batch != batch or found.width != seq):

@@ -12,7 +12,7 @@ moves an ODESteer activation as far as a CAA one. Each method's native ``T`` is 
 (``T=``); ``steerer.T_for(strength)`` and ``steerer.strength_for(T)`` convert.
 
 Strengths are resolved into native ``T`` values in one place,
-:func:`lens_odesteer.hooks.strength.resolve_T`.
+:func:`lens_odesteer.steerers.strength.resolve_T`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from torch import Tensor
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.hooks.build import build_hooks
 from lens_odesteer.hooks.scope import ParsedScope, PromptLayout, Scope, parse_scope
-from lens_odesteer.hooks.strength import resolve_T
 from lens_odesteer.steerers.base import AbstractSteerer
+from lens_odesteer.steerers.strength import resolve_T
 
 if TYPE_CHECKING:
     from lens_odesteer.hooks.hook import SteeringHook

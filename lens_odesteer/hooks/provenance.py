@@ -1,7 +1,8 @@
 """Compare the provenance recorded with a steerer against the model it is attached to.
 
 A steerer loaded from a file carries the facts saved with it (``steerer.provenance_``), for
-example ``lo.model_provenance(model)`` plus the hook name. Steering a different model, or the same
+example ``model_provenance(model)`` (from ``lens_odesteer.models.loading``) plus the hook
+name. Steering a different model, or the same
 model with different weight processing (TransformerLens's folded layer norms or compatibility
 mode change the residual stream), silently gives wrong results; this check warns or refuses.
 """

@@ -16,7 +16,6 @@ steering hooks of a model, and is removed when the last of them is released.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.hooks.scope import PromptLayout
 
 __all__ = ["CallInfo", "InputSensor", "acquire_sensor"]
@@ -41,17 +39,40 @@ class CallInfo:
         layout: padding and prompt lengths of the rows (None: no padding known).
         offset: column of the call's first position (> 0 for a KV-cached decoding call).
         width: the prompt width in columns (positions at or past it are generated tokens).
+        error: why the input could not be read (a hook that must steer this call raises it).
     """
 
     layout: PromptLayout | None
     offset: int
     width: int | None
+    error: str | None = None
 
 
 class _State(threading.local):
     def __init__(self) -> None:
         self.stack: list[CallInfo | None] = []
         self.sequence: tuple[int, PromptLayout | None] | None = None  # KV prefill (width, layout)
+
+
+class _SensedForward:
+    """The model's ``forward`` with the sensor in front (an instance attribute of the model)."""
+
+    def __init__(self, sensor: InputSensor, original: Callable[..., Any]) -> None:
+        self.sensor = sensor
+        self.original = original
+        self.__wrapped__ = original
+        self.__doc__ = getattr(original, "__doc__", None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.sensor._call(self.original, args, kwargs)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        # ``copy.deepcopy(model)`` registers the new model in ``memo`` before copying its
+        # attributes: give the copy its own plain forward, never a link to this model.
+        twin = memo.get(id(self.sensor.model))
+        if twin is None:
+            raise TypeError("a sensed forward can only be deep-copied with its model")
+        return type(twin).forward.__get__(twin)
 
 
 class InputSensor:
@@ -68,44 +89,45 @@ class InputSensor:
         model = self.model
         original = model.forward  # the bound method (or a user's own instance attribute)
         self._original = original
-
-        @functools.wraps(original)
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            state = self._state
-            try:
-                info = self._read(args, kwargs)
-            except InvalidParameterError:
-                raise
-            except Exception:  # an input we do not understand: the model will say what is wrong
-                info = None
-            state.stack.append(info)
-            try:
-                return original(*args, **kwargs)
-            finally:
-                state.stack.pop()
-
-        forward.__lens_odesteer_sensor__ = True  # type: ignore[attr-defined]
-        object.__setattr__(model, "forward", forward)
+        object.__setattr__(model, "forward", _SensedForward(self, original))
         object.__setattr__(model, _ATTR, self)
 
     def _uninstall(self) -> None:
         model = self.model
         current = model.__dict__.get("forward")
-        if current is not None and getattr(current, "__lens_odesteer_sensor__", False):
+        if isinstance(current, _SensedForward) and current.sensor is self:
             original = self._original
             if original is not None and getattr(original, "__self__", None) is model:
                 del model.__dict__["forward"]  # back to the class's method
             else:
                 object.__setattr__(model, "forward", original)
-        model.__dict__.pop(_ATTR, None)
+        if model.__dict__.get(_ATTR) is self:
+            del model.__dict__[_ATTR]
         self._original = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> None:
+        # A deep copy of the model gets no sensor (its own is installed on first use).
+        return None
+
+    def _call(self, original: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        state = self._state
+        try:
+            info: CallInfo | None = self._read(args, kwargs)
+        except Exception as exc:  # an input we cannot read: only a hook that steers it cares
+            info = CallInfo(None, 0, None, error=f"{type(exc).__name__}: {exc}")
+        state.stack.append(info)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            state.stack.pop()
 
     def release(self) -> None:
         """Drop one user; the last one removes the sensor from the model."""
-        self.users -= 1
-        if self.users <= 0:
-            self.users = 0
-            self._uninstall()
+        with _LOCK:
+            self.users -= 1
+            if self.users <= 0:
+                self.users = 0
+                self._uninstall()
 
     # -- what the hooks read ------------------------------------------------------------------
     def current(self) -> CallInfo | None:
