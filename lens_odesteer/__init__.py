@@ -35,6 +35,9 @@ from lens_odesteer.steerers import (
     RFFStepODESteer,
     StepODESteer,
     ValueSteer,
+    rff_barrier,
+    sketch_barrier,
+    value_barrier,
 )
 
 if TYPE_CHECKING:
@@ -62,9 +65,6 @@ _LAZY = {
     "field_variation": "lens_odesteer.analysis",
     "fit_projection": "lens_odesteer.analysis",
     "load_builtin": "lens_odesteer.datasets",
-    "rff_barrier": "lens_odesteer.steerers",
-    "sketch_barrier": "lens_odesteer.steerers",
-    "value_barrier": "lens_odesteer.steerers",
     "load_model": "lens_odesteer.models.loading",
     "match_strength": "lens_odesteer.evaluation.strength",
     "search_barrier": "lens_odesteer.analysis",

@@ -9,9 +9,9 @@ sentiment score of each continuation; then it saves both steerers with their pro
 the comparison report (:func:`lens_odesteer.report.comparison_report`: barrier level sets, paths
 of ODESteer vs one-step steering, per-step logit changes) as ``<out>/report/report.html``.
 
-Strengths are matched by displacement: CAA moves by ``caa_strength * |mu_+ - mu_-|``, and
-ODESteer integrates for the same arc length ``T``, so the comparison is not a comparison of two
-unrelated strength scales.
+Both methods run at the same norm-relative ``strength`` (the move as a fraction of the mean
+activation norm at the hook): CAA steps ``strength * norm`` along ``mu_+ - mu_-`` and ODESteer
+integrates for the same arc length, so the comparison is not one of two unrelated scales.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 from lens_odesteer.activations import collect_activations
 from lens_odesteer.datasets import load_builtin
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.hooks import generate
+from lens_odesteer.hooks import SteeringPlan, generate
 from lens_odesteer.models.loading import load_model, model_provenance
 from lens_odesteer.models.names import model_n_layers, resid_post
 from lens_odesteer.report import comparison_report
@@ -43,7 +43,7 @@ class DemoConfig:
     model: str | None = None
     dataset: str = "sentiment"
     layer: int | None = None
-    caa_strength: float = 1.0
+    strength: float = 0.2
     n_prompts: int = 8
     max_new_tokens: int = 24
     test_size: float = 0.2
@@ -60,8 +60,11 @@ def run_demo(config: DemoConfig, stream: TextIO | io.TextIOBase = sys.stdout) ->
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    if config.caa_strength <= 0:
-        raise InvalidParameterError(f"`caa_strength` must be > 0; got {config.caa_strength}.")
+    if not config.strength > 0:
+        raise InvalidParameterError(
+            f"`strength` must be > 0 (a fraction of the activation norm, e.g. 0.2); got "
+            f"{config.strength}."
+        )
     say("loading the model (first run dequantises the GGUF and caches it)")
     model = load_model(config.model)
     n_layers = model_n_layers(model)
@@ -76,27 +79,32 @@ def run_demo(config: DemoConfig, stream: TextIO | io.TextIOBase = sys.stdout) ->
     say("fitting ODESteer (sketch n=8000, degree 2, Euler x10) and CAA")
     ode = ODESteer().fit(pos, neg)
     caa = CAA().fit(pos, neg)
-    T = float(config.caa_strength * caa.direction_.norm())
+    T = ode.T_for(config.strength)
+    T_caa = caa.T_for(config.strength)
     norm = float(torch.cat([pos, neg]).norm(dim=-1).mean())
     prompts = list(config.prompts) or [p.prompt for p in test][: config.n_prompts]
     prompts = [p.rstrip() for p in prompts]
     say(f"generating {config.max_new_tokens} tokens for {len(prompts)} prompts x 3 methods")
     kw: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "do_sample": False}
     texts: dict[str, list[str]] = {}
-    for method, plan in (("unsteered", None), ("CAA", {hook: caa}), ("ODESteer", {hook: ode})):
-        strength = config.caa_strength if method == "CAA" else T
-        completions = generate(model, prompts, plan, T=strength if plan else None, **kw)
+    plans = {
+        "unsteered": None,
+        "CAA": SteeringPlan({hook: caa}, strength=config.strength),
+        "ODESteer": SteeringPlan({hook: ode}, strength=config.strength),
+    }
+    for method, plan in plans.items():
+        completions = generate(model, prompts, plan, **kw)
         assert isinstance(completions, list)
         texts[method] = completions
     last = collect_activations(model, prompts, hook, progress=False)
     assert isinstance(last, torch.Tensor)
     barrier = {
         "unsteered": ode.barrier_value(last),
-        "CAA": ode.barrier_value(caa.steer(last, config.caa_strength)),
+        "CAA": ode.barrier_value(caa.steer(last, T_caa)),
         "ODESteer": ode.barrier_value(ode.steer(last, T)),
     }
     scores = _vader_scores(texts)
-    _print_report(stream, hook, norm, T, config.caa_strength, prompts, texts, barrier, scores)
+    _print_report(stream, hook, norm, config.strength, T, T_caa, prompts, texts, barrier, scores)
     out = Path(config.out_dir)
     provenance = {**_json_safe(model_provenance(model)), "hook_name": hook, "layer": layer}
     provenance["dataset"] = data.name
@@ -108,8 +116,9 @@ def run_demo(config: DemoConfig, stream: TextIO | io.TextIOBase = sys.stdout) ->
         "config": asdict(config),
         "hook": hook,
         "mean_residual_norm": norm,
+        "strength": config.strength,
         "T_odesteer": T,
-        "caa_strength": config.caa_strength,
+        "T_caa": T_caa,
         "prompts": prompts,
         "continuations": texts,
         "barrier_at_last_prompt_token": {k: v.tolist() for k, v in barrier.items()},
@@ -133,7 +142,7 @@ def run_demo(config: DemoConfig, stream: TextIO | io.TextIOBase = sys.stdout) ->
             neg,
             out / "report",
             ode=ode,
-            T=T,
+            strength=config.strength,
             start_acts=held_out,
             prompt=prompts[0],
         )
@@ -166,16 +175,17 @@ def _print_report(
     stream: TextIO | io.TextIOBase,
     hook: str,
     norm: float,
+    strength: float,
     T: float,
-    caa_strength: float,
+    T_caa: float,
     prompts: list[str],
     texts: dict[str, list[str]],
     barrier: dict[str, torch.Tensor],
     scores: dict[str, list[float]] | None,
 ) -> None:
     w = stream.write
-    w(f"\nSteering at {hook}: mean residual norm {norm:.1f}; CAA multiplier {caa_strength:g};\n")
-    w(f"ODESteer arc length T = {T:.2f} (the same displacement as CAA).\n")
+    w(f"\nSteering at {hook}: mean residual norm {norm:.1f}; strength {strength:g} for both\n")
+    w(f"methods: CAA multiplier T = {T_caa:.3g}, ODESteer arc length T = {T:.3g}.\n")
     w("h = ODESteer barrier (log density ratio positive/negative) at the last prompt token.\n")
     for i, prompt in enumerate(prompts):
         w(f"\n--- prompt {i + 1}: {prompt!r}\n")

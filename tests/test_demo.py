@@ -35,5 +35,5 @@ def test_demo_writes_steerers_summary_and_report(tmp_path: Path) -> None:
 
 
 def test_cli_reports_bad_arguments_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--caa-strength", "0", "--no-report"]) == 2
-    assert "caa_strength" in capsys.readouterr().err
+    assert main(["demo", "--strength", "0", "--no-report"]) == 2
+    assert "strength" in capsys.readouterr().err

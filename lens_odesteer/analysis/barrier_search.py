@@ -53,7 +53,7 @@ class BarrierCandidate:
 
     Example:
         >>> import lens_odesteer as lo
-        >>> c = BarrierCandidate("linear", {"C": 1.0}, lo.LinearBarrier(C=1.0))
+        >>> c = BarrierCandidate("linear", {"C": 1.0}, LinearBarrier(C=1.0))
         >>> c.label
         'linear(C=1)'
     """
@@ -217,8 +217,8 @@ def search_barrier(
         >>> import torch, lens_odesteer as lo
         >>> gen = torch.Generator().manual_seed(0)
         >>> pos, neg = torch.randn(60, 4, generator=gen) + 1, torch.randn(60, 4, generator=gen)
-        >>> grid = [BarrierCandidate("linear", {"C": 1.0}, lo.LinearBarrier()),
-        ...         BarrierCandidate("mlp", {}, lo.MLPValueBarrier(hidden=8))]
+        >>> grid = [BarrierCandidate("linear", {"C": 1.0}, LinearBarrier()),
+        ...         BarrierCandidate("mlp", {}, MLPValueBarrier(hidden=8))]
         >>> result = search_barrier(pos, neg, candidates=grid)
         >>> list(result.frame["label"]), result.best.family in ("linear", "mlp")
         (['linear(C=1)', 'mlp()'], True)

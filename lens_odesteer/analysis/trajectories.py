@@ -36,6 +36,7 @@ from lens_odesteer.analysis.projection import Projection
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.flows import Trajectory
 from lens_odesteer.steerers.base import AbstractSteerer, straight_trajectory
+from lens_odesteer.steerers.strength import resolve_T
 
 #: Saved points of a one-step path when no reference step count applies.
 DEFAULT_N_SAVE = 11
@@ -69,21 +70,40 @@ def _check_methods(methods: Mapping[str, AbstractSteerer]) -> dict[str, Abstract
     return out
 
 
+Strengths = float | Mapping[str, float] | None
+
+
 def strengths(
-    methods: Mapping[str, AbstractSteerer], T: float | Mapping[str, float]
+    methods: Mapping[str, AbstractSteerer], strength: Strengths = None, T: Strengths = None
 ) -> dict[str, float]:
-    """Resolve ``T`` (one value for all, or one per label) into a per-method dict."""
-    if isinstance(T, Mapping):
-        missing = [label for label in methods if label not in T]
+    """Each method's native ``T`` from ``strength`` (norm-relative) or ``T`` (native).
+
+    Exactly one of them, a number for all methods or one per label. ``strength`` means the
+    same for every method (the move as a fraction of the typical activation norm at the hook),
+    so ``strength=0.1`` compares methods at equal size; see
+    :func:`~lens_odesteer.steerers.strength.resolve_T`.
+    """
+    if (strength is None) == (T is None):
+        raise InvalidParameterError(
+            "Give exactly one of `strength` (norm-relative, the same meaning for every method) "
+            f"or `T` (each method's native strength); got strength={strength!r}, T={T!r}."
+        )
+    given, label_name = (strength, "strength") if strength is not None else (T, "T")
+    if isinstance(given, Mapping):
+        missing = [label for label in methods if label not in given]
         if missing:
             raise InvalidParameterError(
-                f"`T` gives no strength for {missing}; give one per method label or one float."
+                f"`{label_name}` gives no value for {missing}; give one per method label or one "
+                "number."
             )
-        return {
-            label: check_finite_float(T[label], f"T[{label!r}]", minimum=0.0) for label in methods
-        }
-    value = check_finite_float(T, "T", minimum=0.0)
-    return dict.fromkeys(methods, value)
+    out = {}
+    for label, steerer in methods.items():
+        value = given[label] if isinstance(given, Mapping) else given
+        if label_name == "strength":
+            out[label] = resolve_T(steerer, strength=value)
+        else:
+            out[label] = resolve_T(steerer, T=check_finite_float(value, f"T[{label!r}]"))
+    return out
 
 
 def reference_label(methods: Mapping[str, AbstractSteerer], reference: str | None) -> str:
@@ -103,8 +123,9 @@ def reference_label(methods: Mapping[str, AbstractSteerer], reference: str | Non
 def method_paths(
     methods: Mapping[str, AbstractSteerer],
     acts: Float[Tensor, "batch d_model"],
-    T: float | Mapping[str, float],
     *,
+    strength: Strengths = None,
+    T: Strengths = None,
     n_save: int | None = None,
 ) -> dict[str, Trajectory]:
     """Integrate every method from ``acts``; one-step paths get ``n_save`` points.
@@ -113,7 +134,7 @@ def method_paths(
     (so one-step markers line up with ODE steps), or 11.
     """
     checked = _check_methods(methods)
-    Ts = strengths(checked, T)
+    Ts = strengths(checked, strength, T)
     if n_save is None:
         counts = [getattr(s, "steps", None) for s in checked.values() if not is_one_step(s)]
         steps = [c for c in counts if isinstance(c, int)]
@@ -133,8 +154,9 @@ def method_paths(
 def trajectory_frame(
     methods: Mapping[str, AbstractSteerer],
     acts: Float[Tensor, "batch d_model"],
-    T: float | Mapping[str, float],
     *,
+    strength: Strengths = None,
+    T: Strengths = None,
     view: Projection | None = None,
     reference: str | None = None,
     n_save: int | None = None,
@@ -144,8 +166,10 @@ def trajectory_frame(
     Args:
         methods: label -> fitted steerer, e.g. ``{"ODESteer": ode, "CAA": caa}``.
         acts: ``[batch, d_model]`` starting activations (e.g. held-out negatives).
-        T: one strength for all, or one per label (see each class for what ``T`` means; for
-            CAA it is a multiplier, for ODESteer an arc length).
+        strength: norm-relative strength (the move as a fraction of the typical activation
+            norm at the hook; the same for every method), one number or one per label.
+        T: instead of ``strength``, each method's native strength (for CAA a multiplier, for
+            ODESteer an arc length), one number or one per label.
         view: a projection; adds ``x``, ``y`` (and ``z``) columns.
         reference: the label whose barrier fills ``h`` and ``p_positive`` for every path
             (default: the first multi-step method).
@@ -165,9 +189,9 @@ def trajectory_frame(
         raise ShapeMismatchError(
             f"The view has d_model={view.d_model} but `acts` has {a.shape[1]}."
         )
-    Ts = strengths(checked, T)
+    Ts = strengths(checked, strength, T)
     ref = reference_label(checked, reference)
-    paths = method_paths(checked, a, Ts, n_save=n_save)
+    paths = method_paths(checked, a, T=Ts, n_save=n_save)
     frames = []
     for label, traj in paths.items():
         ys = traj.ys  # [k, batch, d]

@@ -45,7 +45,6 @@ from lens_odesteer._version import __version__
 from lens_odesteer.activations import collect_activations
 from lens_odesteer.analysis.nonlinearity import field_variation, has_flow_path
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.methods import MAX_T, ONE_STEP, fit_method, parse_methods
 from lens_odesteer.evaluation.store import PartStore, write_csv, write_json
 from lens_odesteer.evaluation.strength import (
@@ -56,6 +55,7 @@ from lens_odesteer.evaluation.strength import (
 from lens_odesteer.evaluation.summary import paired_differences, summarize
 from lens_odesteer.evaluation.tasks import make_task
 from lens_odesteer.evaluation.tasks.base import Split, Task
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.io import load_steerer
 from lens_odesteer.models.names import HookedModel, model_n_layers, resid_post
 from lens_odesteer.steerers.base import AbstractSteerer
@@ -109,12 +109,17 @@ def _fit(
     path: Path | None,
     provenance: dict[str, Any],
     seed: int,
+    groups: tuple[list[Any], list[Any]] | None = None,
 ) -> tuple[AbstractSteerer, dict[str, Any]]:
-    """The fitted steerer (loaded if saved before) and what its fit found (searched barriers)."""
+    """The fitted steerer (loaded if saved before) and what its fit found (searched barriers).
+
+    ``groups`` (one id per positive and per negative row, e.g. the TruthfulQA question) keeps
+    a group on one side of the searched methods' held-out split.
+    """
     if path is not None and path.exists():
         steerer = load_steerer(path)
         return steerer, dict((steerer.provenance_ or {}).get("fit_facts", {}))  # type: ignore[attr-defined]
-    steerer, facts = fit_method(method, pos, neg, seed=seed)
+    steerer, facts = fit_method(method, pos, neg, seed=seed, groups=groups)
     if path is not None:
         steerer.save(path, provenance={**provenance, "fit_facts": facts})
     return steerer, dict(facts)
@@ -419,6 +424,7 @@ def _run_method(
     steerer = reverse = None
     fit_facts: dict[str, Any] = {}
     t_fit = time.perf_counter()
+    groups = split.row_groups()
     if method != "none":
         steerer, fit_facts = _fit(
             method,
@@ -427,6 +433,7 @@ def _run_method(
             steer_dir and steer_dir / f"{split.name}-{method}.safetensors",
             provenance,
             cfg.seed,
+            groups,
         )
         if task.bidirectional:
             reverse, _ = _fit(
@@ -436,6 +443,7 @@ def _run_method(
                 steer_dir and steer_dir / f"{split.name}-{method}-reverse.safetensors",
                 provenance,
                 cfg.seed,
+                None if groups is None else (groups[1], groups[0]),
             )
     fit_s = time.perf_counter() - t_fit
     if steerer is None:
@@ -448,8 +456,8 @@ def _run_method(
         if store is not None and store.has(key):
             return store.get(key)
         t = time.perf_counter()
-        plan = None if steerer is None else Steering(hook, steerer, T)
-        rev = None if reverse is None else Steering(hook, reverse, T)
+        plan = None if steerer is None else SteeringPlan({hook: steerer}, T=T)
+        rev = None if reverse is None else SteeringPlan({hook: reverse}, T=T)
         frame = task.score(model, plan, units, phase=phase, reverse=rev)
         disp = 0.0 if steerer is None else mean_displacement(steerer, ref, T)
         frame = frame.assign(

@@ -35,6 +35,7 @@ from lens_odesteer.evaluation.likelihood import next_token_logprobs
 from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 from lens_odesteer.steerers.base import AbstractSteerer
+from lens_odesteer.steerers.strength import match_displacement, mean_displacement
 
 __all__ = [
     "calibrate_kl",
@@ -45,16 +46,6 @@ __all__ = [
     "solve_T_for_displacement",
     "solve_monotone",
 ]
-
-
-def mean_displacement(
-    steerer: AbstractSteerer, acts: Float[Tensor, "n d_model"], T: float
-) -> float:
-    """Mean ``|steer(a, T) - a|`` over the rows of ``acts``."""
-    if T == 0.0:
-        return 0.0
-    acts = acts.to(steerer.dtype_)
-    return float((steerer.steer(acts, T) - acts).norm(dim=-1).mean())
 
 
 def solve_monotone(
@@ -289,13 +280,7 @@ def match_strength(
     if strength is not None:
         if acts is None:
             raise InvalidParameterError("Displacement matching needs `acts` (reference rows).")
-        s = check_finite_float(strength, "strength", minimum=0.0)
-        a = acts.reshape(-1, acts.shape[-1]).float()
-        target = s * float(a.norm(dim=-1).mean())
-        return {
-            label: solve_T_for_displacement(st, a, target, t_max=st.max_T)
-            for label, st in steerers.items()
-        }
+        return match_displacement(steerers, acts, strength)
     if model is None or hook is None or not prompts:
         raise InvalidParameterError("KL matching needs `model`, `hook` and non-empty `prompts`.")
     budget = check_finite_float(kl, "kl", minimum=0.0, strict=True)

@@ -33,6 +33,7 @@ from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
 from lens_odesteer.analysis.model_runs.logits import StepLogits, step_logits
 from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation, has_flow_path
 from lens_odesteer.analysis.projection import fit_projection
+from lens_odesteer.analysis.trajectories import strengths as resolve_strengths
 from lens_odesteer.analysis.trajectories import trajectory_frame
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.models.names import HookedModel, validate_hook_name
@@ -204,6 +205,7 @@ def comparison_report(
     *,
     ode: ODESteer | None = None,
     methods: Mapping[str, AbstractSteerer] | None = None,
+    strength: float | Mapping[str, float] | None = None,
     T: float | Mapping[str, float] | None = None,
     start_acts: Float[Tensor, "batch d_model"] | None = None,
     prompt: str = "I think that this is",
@@ -225,9 +227,12 @@ def comparison_report(
             the view).
         out_dir: folder for ``report.html``, CSV frames and exported figures (created).
         ode: a fitted ODESteer (default: fitted here with default settings).
-        methods, T: the methods to compare (label -> fitted steerer; the first multi-step one
-            is the reference barrier) and their strengths. Default: ODESteer, StepODESteer and
-            CAA at the same displacement ``|mu+ - mu-|`` (or ``T`` as ODESteer's arc length).
+        methods: the methods to compare (label -> fitted steerer; the first multi-step one is
+            the reference barrier). Default: ODESteer, StepODESteer and CAA.
+        strength: norm-relative strength (the same meaning for every method), one number or
+            one per label. Default: the displacement ``|mu+ - mu-|`` of CAA at ``T = 1``.
+        T: instead of ``strength``, native strengths (one number or one per label; for the
+            default methods one number is ODESteer's arc length, matched for the others).
         start_acts: activations the paths start from (default: up to ``n_paths`` negatives).
         prompt, targets: the per-step logit analysis (targets: single tokens to follow).
         resolution: grid points per axis of the level-set figure.
@@ -245,18 +250,29 @@ def comparison_report(
             f"{tuple(neg.shape)}."
         )
     n_paths = check_positive_int(n_paths, "n_paths")
+    if strength is not None and T is not None:
+        raise InvalidParameterError(
+            f"Give `strength` or `T`, not both; got strength={strength!r}, T={T!r}."
+        )
     if methods is None:
-        if isinstance(T, Mapping):
-            raise InvalidParameterError("Give `T` per label only together with `methods`.")
+        if isinstance(T, Mapping) or isinstance(strength, Mapping):
+            raise InvalidParameterError(
+                "Give strengths per label only together with `methods`."
+            )
         chosen, strengths = default_methods(pos, neg, ode, T)
+        if strength is not None:
+            strengths = resolve_strengths(chosen, strength=strength)
     else:
         chosen = dict(methods)
-        if T is None:
-            raise InvalidParameterError("With `methods`, give `T` (one float or one per label).")
-        strengths = dict(T) if isinstance(T, Mapping) else dict.fromkeys(chosen, float(T))
+        if T is None and strength is None:
+            raise InvalidParameterError(
+                "With `methods`, give `strength` (norm-relative) or `T` (native), one number or "
+                "one per label."
+            )
+        strengths = resolve_strengths(chosen, strength=strength, T=T)
     start = neg[:n_paths] if start_acts is None else as_float_acts(start_acts, "start_acts")
     view = fit_projection(pos, neg, method="mean_diff")
-    paths = trajectory_frame(chosen, start, strengths, view=view)
+    paths = trajectory_frame(chosen, start, T=strengths, view=view)
     ref = paths.attrs["reference"]
     grid = barrier_grid(
         chosen[ref], view, points=torch.cat([pos, neg, start]), resolution=resolution
@@ -270,7 +286,7 @@ def comparison_report(
             chosen[ref], view, extent=(lo_x, hi_x, lo_y, hi_y), resolution=resolution
         )
     points = points_frame(view, pos, neg, steerer=chosen[ref])
-    steps = step_logits(model, prompt, hook, chosen, strengths, targets=targets, reference=ref)
+    steps = step_logits(model, prompt, hook, chosen, T=strengths, targets=targets, reference=ref)
     summary = _summary_frame(paths, steps)
     diagnostic = _diagnostic(chosen[ref], pos, neg, strengths[ref])
     one_step = [

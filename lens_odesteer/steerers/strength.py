@@ -4,7 +4,9 @@
 field speed recorded at fit time, which is exact for straight one-step moves and close for
 flows. :func:`match_displacement` measures instead: it runs each steerer's real ``steer`` on
 the given activations and solves for the ``T`` whose mean displacement is the target, so paths
-that bend, slow down or stop early (a margin) are matched too.
+that bend, slow down or stop early (a margin) are matched too. :func:`resolve_T` is the one
+place where a plan, a hook, the analysis functions or the evaluation turn ``strength=`` or
+``T=`` into the native ``T`` a steerer runs with.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from lens_odesteer._validation import as_float_acts, check_finite_float, check_p
 from lens_odesteer.errors import InvalidParameterError, LensOdesteerError
 from lens_odesteer.steerers.base import AbstractSteerer
 
-__all__ = ["match_displacement", "mean_displacement"]
+__all__ = ["match_displacement", "mean_displacement", "resolve_T"]
 
 _MAX_DOUBLINGS = 60
 
@@ -166,3 +168,30 @@ def _solve(
         else:
             hi_T, hi_f = T, f
     return float(best_T)
+
+
+def resolve_T(steerer: AbstractSteerer, strength: object = None, T: object = None) -> float:
+    """Return the native ``T`` for ``strength`` (norm-relative) or ``T`` (exactly one of them).
+
+    Example:
+        >>> import torch, lens_odesteer as lo
+        >>> caa = lo.CAA().fit(torch.ones(4, 3) * 2, torch.zeros(4, 3))
+        >>> resolve_T(caa, T=0.5), round(resolve_T(caa, strength=0.5), 4)
+        (0.5, 0.25)
+    """
+    if (strength is None) == (T is None):
+        raise InvalidParameterError(
+            "Give exactly one of `strength` (the move as a fraction of the typical activation "
+            f"norm at the hook, e.g. 0.1) or `T` (the method's native {steerer.T_meaning}); got "
+            f"strength={strength!r}, T={T!r}."
+        )
+    if T is not None:
+        value = check_finite_float(T, "T", minimum=0.0)
+        max_T = steerer.max_T
+        if max_T is not None and value > max_T:
+            raise InvalidParameterError(
+                f"`T` = {value} exceeds the largest {type(steerer).__name__} strength "
+                f"(T = {max_T}, its {steerer.T_meaning}); lower it."
+            )
+        return value
+    return float(steerer.T_for(check_finite_float(strength, "strength", minimum=0.0)))

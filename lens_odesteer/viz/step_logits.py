@@ -9,7 +9,7 @@ Example:
     >>> acts = lo.collect_activations(model, ["ab", "cd", "ef", "gh"], hook, progress=False)
     >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=128)).fit(acts[:2], acts[2:])
     >>> caa = lo.CAA().fit(acts[:2], acts[2:])
-    >>> res = step_logits(model, "abc", hook, {"ODESteer": ode, "CAA": caa}, 1.0, targets=["a"])
+    >>> res = step_logits(model, "abc", hook, {"ODESteer": ode, "CAA": caa}, T=1.0, targets=["a"])
     >>> [t.type for t in plot_logit_heatmap(res).data]
     ['heatmap', 'heatmap']
     >>> len(plot_target_logprob(res).data) >= 4

@@ -9,7 +9,7 @@ Example:
     >>> ode = lo.ODESteer(lo.sketch_barrier(n_components=256)).fit(pos, neg)
     >>> caa = lo.CAA().fit(pos, neg)
     >>> T = {"ODESteer": 2.0, "CAA": 1.0}
-    >>> frame = trajectory_frame({"ODESteer": ode, "CAA": caa}, neg[:3], T)
+    >>> frame = trajectory_frame({"ODESteer": ode, "CAA": caa}, neg[:3], T=T)
     >>> fig = plot_trajectory_profile(frame)
     >>> sorted({t.name for t in fig.data if t.showlegend is not False})
     ['CAA', 'ODESteer']

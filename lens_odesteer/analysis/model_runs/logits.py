@@ -36,6 +36,7 @@ from torch import Tensor
 
 from lens_odesteer._validation import check_positive_int
 from lens_odesteer.analysis.trajectories import (
+    Strengths,
     _check_methods,
     method_paths,
     reference_label,
@@ -154,8 +155,9 @@ def step_logits(
     prompt: str,
     hook: str,
     methods: Mapping[str, AbstractSteerer],
-    T: float | Mapping[str, float],
     *,
+    strength: Strengths = None,
+    T: Strengths = None,
     targets: Sequence[str | int] | None = None,
     top_k: int = 10,
     position: int = -1,
@@ -172,7 +174,9 @@ def step_logits(
         prompt: the text; tokenized with ``model.to_tokens`` (BOS per the model default).
         hook: the hook the steerers were fitted on, e.g. ``lo.resid_post(15)``.
         methods: label -> fitted steerer.
-        T: one strength for all or one per label (e.g. an ODESteer arc length and the CAA
+        strength: norm-relative strength, one for all or one per label (the same meaning for
+            every method: the move as a fraction of the typical activation norm).
+        T: instead of ``strength``, native strengths (e.g. an ODESteer arc length and the CAA
             multiplier that gives the same displacement).
         targets: tokens to track whatever happens to them (strings of one token, or ids).
         top_k: how many of the most-changed tokens to track besides the targets. Candidates
@@ -190,7 +194,7 @@ def step_logits(
         raise InvalidParameterError(f"`prompt` must be a non-empty string; got {prompt!r}.")
     validate_hook_name(model, hook)
     checked = _check_methods(methods)
-    Ts = strengths(checked, T)
+    Ts = strengths(checked, strength, T)
     ref = reference_label(checked, reference)
     top_k = check_positive_int(top_k, "top_k", minimum=0)
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -210,7 +214,7 @@ def step_logits(
                 f"The activation at {hook!r} has width {start.shape[-1]}, but the steerers were "
                 f"fitted on d_model={d_model}; fit them on this hook."
             )
-        paths = method_paths(checked, start[None], Ts, n_save=n_save)
+        paths = method_paths(checked, start[None], T=Ts, n_save=n_save)
         labels = list(paths)
         counts = [paths[m].ys.shape[0] for m in labels]
         states = torch.cat([paths[m].ys[:, 0].float().cpu() for m in labels])

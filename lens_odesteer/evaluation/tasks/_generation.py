@@ -17,8 +17,8 @@ import pandas as pd
 
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.fluency import continuation_perplexity, distinct_n, repetition_rate
-from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import SamplingConfig, sample_continuations
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["SampleSettings", "generate_with_fluency"]
@@ -26,7 +26,7 @@ __all__ = ["SampleSettings", "generate_with_fluency"]
 
 def generate_with_fluency(
     model: HookedModel,
-    plan: Steering | None,
+    plan: SteeringPlan | None,
     prompts: Sequence[str],
     units: Sequence[Any],
     seeds: Sequence[int],
@@ -115,7 +115,7 @@ class SampleSettings:
     def generate(
         self,
         model: HookedModel,
-        plan: Steering | None,
+        plan: SteeringPlan | None,
         prompts: Sequence[str],
         units: Sequence[Any],
         phase: str,

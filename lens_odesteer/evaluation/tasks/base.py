@@ -28,7 +28,7 @@ import pandas as pd
 from lens_odesteer._splits import paired_groups
 from lens_odesteer.datasets.locate import find_data_dir
 from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
-from lens_odesteer.evaluation.likelihood import Steering
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["Split", "Task", "data_root", "sample_subset"]
@@ -139,11 +139,11 @@ class Task(ABC):
     def score(
         self,
         model: HookedModel,
-        plan: Steering | None,
+        plan: SteeringPlan | None,
         units: list[Any],
         *,
         phase: str,
-        reverse: Steering | None = None,
+        reverse: SteeringPlan | None = None,
     ) -> pd.DataFrame:
         """One row per unit (and seed) with ``unit``, ``seed`` and the metric columns."""
 

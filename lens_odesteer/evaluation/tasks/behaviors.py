@@ -27,8 +27,9 @@ import torch
 
 from lens_odesteer.activations import prefix_lengths
 from lens_odesteer.errors import FileFormatError, InvalidParameterError
-from lens_odesteer.evaluation.likelihood import Steering, next_token_logprobs
+from lens_odesteer.evaluation.likelihood import next_token_logprobs
 from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["BEHAVIORS", "ABItem", "Behaviors", "load_ab_items"]
@@ -168,7 +169,7 @@ class Behaviors(Task):
         return self._letters[letter]
 
     def _p_match(
-        self, model: HookedModel, plan: Steering | None, units: list[ABItem], starts: list[int]
+        self, model: HookedModel, plan: SteeringPlan | None, units: list[ABItem], starts: list[int]
     ) -> tuple[np.ndarray, np.ndarray]:
         ids = [(self._letter_id(model, u.match), self._letter_id(model, u.other)) for u in units]
         vocab = sorted({i for pair in ids for i in pair})
@@ -189,11 +190,11 @@ class Behaviors(Task):
     def score(
         self,
         model: HookedModel,
-        plan: Steering | None,
+        plan: SteeringPlan | None,
         units: list[Any],
         *,
         phase: str,
-        reverse: Steering | None = None,
+        reverse: SteeringPlan | None = None,
     ) -> pd.DataFrame:
         prompts = [u.question + SUFFIX for u in units]
         starts = [n - 1 for n in prefix_lengths(model, [u.question for u in units], prompts)]

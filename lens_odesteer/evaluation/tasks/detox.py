@@ -20,10 +20,10 @@ import pandas as pd
 
 from lens_odesteer.datasets.sources import select_files
 from lens_odesteer.errors import FileFormatError
-from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import SamplingConfig
 from lens_odesteer.evaluation.tasks._generation import SampleSettings
 from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["Detox", "load_rtp_prompts", "load_toxigen"]
@@ -158,11 +158,11 @@ class Detox(Task):
     def score(
         self,
         model: HookedModel,
-        plan: Steering | None,
+        plan: SteeringPlan | None,
         units: list[Any],
         *,
         phase: str,
-        reverse: Steering | None = None,
+        reverse: SteeringPlan | None = None,
     ) -> pd.DataFrame:
         frame = self.samples.generate(
             model, plan, [p for _, p in units], [i for i, _ in units], phase

@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from lens_odesteer.datasets import load_builtin
-from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import SamplingConfig
 from lens_odesteer.evaluation.tasks._generation import SampleSettings
 from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
 from lens_odesteer.evaluation.tasks.detox import load_rtp_prompts
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["Sentiment"]
@@ -97,11 +97,11 @@ class Sentiment(Task):
     def score(
         self,
         model: HookedModel,
-        plan: Steering | None,
+        plan: SteeringPlan | None,
         units: list[Any],
         *,
         phase: str,
-        reverse: Steering | None = None,
+        reverse: SteeringPlan | None = None,
     ) -> pd.DataFrame:
         from lens_odesteer.evaluation.scoring import vader_compound
 

@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import SamplingConfig
 from lens_odesteer.evaluation.tasks._generation import SampleSettings
 from lens_odesteer.evaluation.tasks.base import Split
 from lens_odesteer.evaluation.tasks.truthfulqa_mc import TruthfulQAMC
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["TruthfulQAGen"]
@@ -86,11 +86,11 @@ class TruthfulQAGen(TruthfulQAMC):
     def score(
         self,
         model: HookedModel,
-        plan: Steering | None,
+        plan: SteeringPlan | None,
         units: list[Any],
         *,
         phase: str,
-        reverse: Steering | None = None,
+        reverse: SteeringPlan | None = None,
     ) -> pd.DataFrame:
         from lens_odesteer.evaluation.scoring import SentenceEmbedder, truthfulqa_similarity
 

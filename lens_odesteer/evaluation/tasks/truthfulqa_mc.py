@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from lens_odesteer.errors import FileFormatError
-from lens_odesteer.evaluation.likelihood import Steering, answer_logprobs
+from lens_odesteer.evaluation.likelihood import answer_logprobs
 from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
 __all__ = ["MCQuestion", "TruthfulQAMC", "load_truthfulqa_mc", "mc_scores"]
@@ -233,11 +234,11 @@ class TruthfulQAMC(Task):
     def score(
         self,
         model: HookedModel,
-        plan: Steering | None,
+        plan: SteeringPlan | None,
         units: list[Any],
         *,
         phase: str,
-        reverse: Steering | None = None,
+        reverse: SteeringPlan | None = None,
     ) -> pd.DataFrame:
         prompts, answers, keys = [], [], []
         for q in units:
