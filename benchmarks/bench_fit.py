@@ -97,6 +97,8 @@ def _load(source: str, width: int, n: int) -> tuple[torch.Tensor, torch.Tensor, 
 def worker(kind: str, source: str, width: int, n: int) -> dict[str, object]:
     """One fit in this process; returns the measurements."""
     import lens_odesteer as lo
+    from lens_odesteer.barriers import KernelLogisticBarrier
+    from lens_odesteer.features import PolynomialSketch
 
     tr_p, tr_n, te = _load(source, width, n)
     start = time.perf_counter()
@@ -105,7 +107,7 @@ def worker(kind: str, source: str, width: int, n: int) -> dict[str, object]:
         if kind == "ours":  # torch.optim's first L-BFGS imports torch._dynamo (seconds), once
             lo.ODESteer(lo.sketch_barrier(max_iter=2)).fit(tr_p[:8], tr_n[:8])
         else:
-            lo.PolynomialSketch().fit(tr_p[:8]).transform(tr_p[:8])
+            PolynomialSketch().fit(tr_p[:8]).transform(tr_p[:8])
     warmup = time.perf_counter() - start
     gc.collect()
     if kind == "ours":
@@ -116,7 +118,7 @@ def worker(kind: str, source: str, width: int, n: int) -> dict[str, object]:
                 ode = lo.ODESteer().fit(tr_p, tr_n)
             seconds = time.perf_counter() - start
         barrier = ode.barrier_
-        assert isinstance(barrier, lo.KernelLogisticBarrier)
+        assert isinstance(barrier, KernelLogisticBarrier)
         return {
             "seconds": seconds,
             "peak_mb": mem.peak_mb,
@@ -129,7 +131,7 @@ def worker(kind: str, source: str, width: int, n: int) -> dict[str, object]:
 
     with _PeakRSS() as mem:
         start = time.perf_counter()
-        sketch = lo.PolynomialSketch().fit(tr_p)
+        sketch = PolynomialSketch().fit(tr_p)
         feats = torch.cat([sketch.transform(tr_p), sketch.transform(tr_n)]).numpy()
         t_feat = time.perf_counter() - start
         labels = [1] * len(tr_p) + [0] * len(tr_n)

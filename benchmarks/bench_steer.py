@@ -20,6 +20,8 @@ import torch
 
 import lens_odesteer as lo
 from benchmarks._timing import compare, machine, markdown_table, rate
+from lens_odesteer.barriers import KernelLogisticBarrier
+from lens_odesteer.features import PolynomialSketch
 
 WIDTHS = (576, 2048, 4096)
 BATCHES = (1, 8, 64, 512)
@@ -32,9 +34,9 @@ TOL = 1e-5
 def autograd_field(steerer: lo.ODESteer, acts: torch.Tensor) -> torch.Tensor:
     """``grad h / |grad h|`` with ``h = w . phi(a) + c``, phi written out, autograd for grad."""
     barrier = steerer.barrier_
-    assert isinstance(barrier, lo.KernelLogisticBarrier)
+    assert isinstance(barrier, KernelLogisticBarrier)
     fm = barrier.features_
-    assert isinstance(fm, lo.PolynomialSketch)
+    assert isinstance(fm, PolynomialSketch)
     with torch.enable_grad():
         a = acts.detach().requires_grad_()
         a_hat = a / a.norm(dim=-1, keepdim=True)

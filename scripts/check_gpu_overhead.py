@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lens_odesteer as lo
 from benchmarks._timing import compare, machine
+from lens_odesteer.barriers import KernelLogisticBarrier
 from lens_odesteer.models.kv_patch import apply_kv_cache_patch
 from lens_odesteer.models.tiny import byte_tokenizer
 
@@ -118,7 +119,7 @@ def steer_paths(
     fft = ode.to(device)
     quad = ode.to(device)
     bar = quad.barrier_
-    assert isinstance(bar, lo.KernelLogisticBarrier)
+    assert isinstance(bar, KernelLogisticBarrier)
     bar._enable_quadratic(min_rows=0)  # the library's exact quadratic form, at every batch
     fft.barrier_._quadratic = None  # type: ignore[attr-defined]
     lines = []

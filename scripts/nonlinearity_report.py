@@ -28,6 +28,7 @@ import lens_odesteer as lo
 from lens_odesteer.analysis.barrier_search import default_barrier_grid, search_barrier
 from lens_odesteer.analysis.layer_sweep import split_by_group
 from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
+from lens_odesteer.datasets import ContrastDataset
 from lens_odesteer.datasets.loaders import load_truthfulqa_csv
 from lens_odesteer.datasets.locate import find_data_file
 from lens_odesteer.viz.nonlinearity import plot_barrier_search, plot_field_variation_by_layer
@@ -36,7 +37,7 @@ MIN_BEND = 0.01
 TABLE_METRICS = ("mean_pairwise_cosine", "gap_median", "bend_median", "turn_deg_median", "auc")
 
 
-def load_data(name: str, pairing: str) -> lo.ContrastDataset:
+def load_data(name: str, pairing: str) -> ContrastDataset:
     if name == "sentiment":
         return lo.load_builtin("sentiment")
     path = find_data_file("truthfulqa/TruthfulQA.csv")  # `lens-odesteer data fetch` gets it
@@ -44,7 +45,7 @@ def load_data(name: str, pairing: str) -> lo.ContrastDataset:
 
 
 def activations(
-    data: lo.ContrastDataset, layers: list[int], cache: Path | None, batch_size: int
+    data: ContrastDataset, layers: list[int], cache: Path | None, batch_size: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(pos, neg)`` dicts hook -> ``[len(data), d_model]``, from ``cache`` when it has them."""
     hooks = [lo.resid_post(layer) for layer in layers]
@@ -74,7 +75,7 @@ def diag_frame(fv: FieldVariation, **labels: str) -> pd.DataFrame:
 
 
 def run_layer(
-    data: lo.ContrastDataset,
+    data: ContrastDataset,
     layer: int,
     pos: torch.Tensor,
     neg: torch.Tensor,

@@ -12,6 +12,9 @@ from lens_odesteer.analysis.barrier_search import (
     default_barrier_grid,
     search_barrier,
 )
+from lens_odesteer.barriers import KernelLogisticBarrier, LinearBarrier, MLPValueBarrier
+from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
+from lens_odesteer.features import PolynomialSketch, RandomFourierFeatures
 
 
 def _xor(d: int = 4, n: int = 60, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -28,19 +31,19 @@ def _xor(d: int = 4, n: int = 60, seed: int = 0) -> tuple[Tensor, Tensor]:
 
 def _small_grid() -> list[BarrierCandidate]:
     return [
-        BarrierCandidate("linear", {"normalize": False}, lo.LinearBarrier()),
-        BarrierCandidate("linear", {"normalize": True}, lo.LinearBarrier(normalize=True)),
+        BarrierCandidate("linear", {"normalize": False}, LinearBarrier()),
+        BarrierCandidate("linear", {"normalize": True}, LinearBarrier(normalize=True)),
         BarrierCandidate(
             "rff",
             {"bandwidth": 2.0},
-            lo.KernelLogisticBarrier(lo.RandomFourierFeatures(512, bandwidth=2.0), C=10.0),
+            KernelLogisticBarrier(RandomFourierFeatures(512, bandwidth=2.0), C=10.0),
         ),
         BarrierCandidate(
             "sketch_raw",
             {"gamma": 0.1},
-            lo.KernelLogisticBarrier(lo.PolynomialSketch(512, gamma=0.1, normalize=False), C=10.0),
+            KernelLogisticBarrier(PolynomialSketch(512, gamma=0.1, normalize=False), C=10.0),
         ),
-        BarrierCandidate("mlp", {"hidden": 16}, lo.MLPValueBarrier(hidden=16)),
+        BarrierCandidate("mlp", {"hidden": 16}, MLPValueBarrier(hidden=16)),
     ]
 
 
@@ -128,7 +131,7 @@ def test_search_barrier_min_bend_prefers_a_bending_flow() -> None:
     with pytest.warns(UserWarning, match="No candidate bends"):
         none = search_barrier(pos, neg, candidates=grid[:2], T=2.0, min_bend=0.5)
     assert none.frame["best"].sum() == 1 and not none.frame["eligible"].any()
-    with pytest.raises(lo.InvalidParameterError, match="diagnose_all"):
+    with pytest.raises(InvalidParameterError, match="diagnose_all"):
         search_barrier(pos, neg, candidates=grid[:1], min_bend=0.1, diagnose_all=False)
 
 
@@ -146,16 +149,16 @@ def test_default_barrier_grid_covers_the_families() -> None:
 
 def test_search_barrier_rejects_bad_input() -> None:
     pos, neg = _xor()
-    with pytest.raises(lo.InvalidParameterError, match="criterion"):
+    with pytest.raises(InvalidParameterError, match="criterion"):
         search_barrier(pos, neg, candidates=_small_grid()[:1], criterion="accuracy")
-    with pytest.raises(lo.InvalidParameterError, match="empty"):
+    with pytest.raises(InvalidParameterError, match="empty"):
         search_barrier(pos, neg, candidates=[])
-    with pytest.raises(lo.InvalidParameterError, match="test_size"):
+    with pytest.raises(InvalidParameterError, match="test_size"):
         search_barrier(pos, neg, candidates=_small_grid()[:1], test_size=1.5)
-    with pytest.raises(lo.ShapeMismatchError, match="held_out"):
+    with pytest.raises(ShapeMismatchError, match="held_out"):
         search_barrier(pos, neg, candidates=_small_grid()[:1], held_out=(pos[:, :2], neg[:, :2]))
     # Mismatched widths: our check, or beartype's under the test suite's import hook.
-    with pytest.raises((lo.ShapeMismatchError, TypeError)):
+    with pytest.raises((ShapeMismatchError, TypeError)):
         search_barrier(pos, neg[:, :2])
 
 
@@ -168,7 +171,7 @@ def test_plot_barrier_search_marks_the_best() -> None:
     names = [trace.name for trace in fig.data]
     assert names[-1] == "best" and set(names[:-1]) == {"linear", "rff"}
     assert list(fig.data[-1].text) == [result.best.label]
-    with pytest.raises(lo.InvalidParameterError, match="diagnose_all"):
+    with pytest.raises(InvalidParameterError, match="diagnose_all"):
         plot_barrier_search(result.frame.drop(columns=["gap_median"]))
 
 
@@ -183,16 +186,16 @@ def test_search_barrier_smollm2_layer15_sentiment() -> None:
     neg = lo.collect_activations(model, data.negative_texts(), hook, progress=False)
     assert isinstance(pos, Tensor) and isinstance(neg, Tensor)
     grid = [
-        BarrierCandidate("linear", {"normalize": True}, lo.LinearBarrier(normalize=True)),
+        BarrierCandidate("linear", {"normalize": True}, LinearBarrier(normalize=True)),
         BarrierCandidate(
             "sketch",
             {"gamma": 0.1},
-            lo.KernelLogisticBarrier(lo.PolynomialSketch(2000, gamma=0.1)),
+            KernelLogisticBarrier(PolynomialSketch(2000, gamma=0.1)),
         ),
         BarrierCandidate(
             "sketch",
             {"gamma": 10.0},
-            lo.KernelLogisticBarrier(lo.PolynomialSketch(2000, gamma=10.0)),
+            KernelLogisticBarrier(PolynomialSketch(2000, gamma=10.0)),
         ),
     ]
     result = search_barrier(pos, neg, candidates=grid, seed=0)

@@ -15,6 +15,8 @@ from lens_odesteer.analysis.layer_sweep import split_by_group
 from lens_odesteer.analysis.model_runs.layers import field_variation_by_layer
 from lens_odesteer.analysis.nonlinearity import FieldVariation, field_variation
 from lens_odesteer.barriers import AbstractBarrier
+from lens_odesteer.datasets import ContrastDataset
+from lens_odesteer.errors import InvalidParameterError, NotFittedError, ShapeMismatchError
 
 
 class SaddleBarrier(AbstractBarrier):
@@ -209,24 +211,24 @@ def test_field_variation_rejects_bad_input() -> None:
     pos, neg = _blobs()
     acts = torch.cat([pos, neg])
     ode = lo.ODESteer(lo.sketch_barrier(n_components=128)).fit(pos, neg)
-    with pytest.raises(lo.InvalidParameterError, match="T interpolates"):
+    with pytest.raises(InvalidParameterError, match="T interpolates"):
         field_variation(lo.MiMiC().fit(pos, neg), acts, T=1.0)
-    with pytest.raises(lo.InvalidParameterError, match="LinAcT"):
+    with pytest.raises(InvalidParameterError, match="LinAcT"):
         field_variation(lo.LinAcT().fit(pos, neg), acts, T=1.0)
-    with pytest.raises(lo.InvalidParameterError, match="pass the strength"):
+    with pytest.raises(InvalidParameterError, match="pass the strength"):
         field_variation(ode, acts)
-    with pytest.raises(lo.ShapeMismatchError, match="one 0/1 label"):
+    with pytest.raises(ShapeMismatchError, match="one 0/1 label"):
         field_variation(ode, acts, labels=torch.ones(3, dtype=torch.bool))
-    with pytest.raises(lo.InvalidParameterError, match="bool or 0/1"):
+    with pytest.raises(InvalidParameterError, match="bool or 0/1"):
         field_variation(ode, acts, labels=torch.full((len(acts),), 0.5))
-    with pytest.raises(lo.ShapeMismatchError):
+    with pytest.raises(ShapeMismatchError):
         field_variation(ode, acts[:, :3], T=1.0)
-    with pytest.raises(lo.NotFittedError):
+    with pytest.raises(NotFittedError):
         field_variation(lo.ODESteer(), acts, T=1.0)
     # A wrong type is caught by our check or, under the test suite's import hook, by beartype.
-    with pytest.raises((lo.InvalidParameterError, TypeError), match="steerer"):
+    with pytest.raises((InvalidParameterError, TypeError), match="steerer"):
         field_variation("ODESteer", acts, T=1.0)  # type: ignore[arg-type]
-    with pytest.raises(lo.InvalidParameterError, match="`T`"):
+    with pytest.raises(InvalidParameterError, match="`T`"):
         field_variation(ode, acts, T=-1.0)
 
 
@@ -246,12 +248,12 @@ def test_field_variation_auc_is_none_for_one_class_labels() -> None:
 # --------------------------------------------------------------------------- per layer
 
 
-def _tiny_data() -> lo.ContrastDataset:
+def _tiny_data() -> ContrastDataset:
     triples = [
         (f"Review {i}:", f" great, lovely, {i} stars", f" awful, broken, {i} stars")
         for i in range(12)
     ]
-    return lo.ContrastDataset.from_triples("tiny", triples)
+    return ContrastDataset.from_triples("tiny", triples)
 
 
 def test_field_variation_by_layer_on_tiny_model() -> None:
@@ -273,7 +275,7 @@ def test_field_variation_by_layer_on_tiny_model() -> None:
 
 def test_split_by_group_matches_dataset_split() -> None:
     triples = [(f"q{i // 3}", f"yes {i}", f"no {i}", str(i // 3)) for i in range(30)]
-    data = lo.ContrastDataset.from_triples("grouped", triples)
+    data = ContrastDataset.from_triples("grouped", triples)
     pos = torch.arange(30.0).unsqueeze(-1).repeat(1, 2)
     split = split_by_group(data, "h", pos, -pos, test_size=0.3, seed=4)
     _, test = data.split(0.3, seed=4)
@@ -282,7 +284,7 @@ def test_split_by_group_matches_dataset_split() -> None:
     assert split.train_pos.shape[0] + split.test_pos.shape[0] == 30
     acts, labels = split.test_acts_and_labels()
     assert labels.sum() == len(test_rows) and acts.shape == (2 * len(test_rows), 2)
-    with pytest.raises(lo.ShapeMismatchError, match="one row per pair"):
+    with pytest.raises(ShapeMismatchError, match="one row per pair"):
         split_by_group(data, "h", pos[:5], -pos[:5])
 
 

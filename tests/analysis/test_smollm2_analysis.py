@@ -11,6 +11,7 @@ from lens_odesteer.analysis import step_logits
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
 from lens_odesteer.analysis.projection import fit_projection
 from lens_odesteer.analysis.trajectories import trajectory_frame
+from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.hooks import SteeringHook
 from lens_odesteer.viz.level_sets import plot_level_sets
 from lens_odesteer.viz.step_logits import plot_logit_heatmap, plot_target_logprob
@@ -52,7 +53,7 @@ def setup() -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def paths(setup: dict) -> object:
-    return trajectory_frame(setup["methods"], setup["held_out"], setup["T"], view=setup["view"])
+    return trajectory_frame(setup["methods"], setup["held_out"], T=setup["T"], view=setup["view"])
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def logits(setup: dict) -> object:
         PROMPT,
         setup["hook"],
         setup["methods"],
-        setup["T"],
+        T=setup["T"],
         targets=[" great", " terrible"],
         top_k=6,
     )
@@ -114,7 +115,7 @@ def test_profile_and_3d_figures_on_smollm2(setup: dict, paths) -> None:
     expected = paths[paths.method == "ODESteer"].groupby("step")["h"].mean().to_numpy()
     assert np.allclose(np.asarray(mean_h[0].y), expected)
     view3 = fit_projection(setup["pos"], setup["neg"], n_components=3)
-    paths3 = trajectory_frame(setup["methods"], setup["held_out"], setup["T"], view=view3)
+    paths3 = trajectory_frame(setup["methods"], setup["held_out"], T=setup["T"], view=view3)
     fig3 = plot_trajectories_3d(points_frame(view3, setup["pos"], setup["neg"]), paths3)
     assert {t.type for t in fig3.data} == {"scatter3d"}
     assert np.allclose(paths3[["x", "y"]], paths[["x", "y"]], atol=1e-4)  # same first two axes
@@ -150,12 +151,12 @@ def test_step_logits_on_smollm2(setup: dict, logits) -> None:
 
 
 def test_step_logits_rejects_multi_token_targets(setup: dict) -> None:
-    with pytest.raises(lo.InvalidParameterError, match="not one"):
+    with pytest.raises(InvalidParameterError, match="not one"):
         step_logits(
             setup["model"],
             PROMPT,
             setup["hook"],
             setup["methods"],
-            setup["T"],
+            T=setup["T"],
             targets=[" extraordinarily wonderful"],
         )

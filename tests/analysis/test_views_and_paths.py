@@ -10,6 +10,7 @@ import lens_odesteer as lo
 from lens_odesteer.analysis.level_sets import barrier_grid, points_frame
 from lens_odesteer.analysis.projection import fit_projection
 from lens_odesteer.analysis.trajectories import trajectory_frame
+from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 
 GEN = torch.Generator().manual_seed(3)
 D = 12
@@ -43,7 +44,7 @@ def test_directions_are_orthonormalised_in_order() -> None:
     view = fit_projection(POS, NEG, method="directions", directions=[d1, d2])
     assert torch.allclose(view.basis[0], d1 / 2)
     assert torch.allclose(view.basis[1], torch.eye(D, dtype=torch.float64)[1])
-    with pytest.raises(lo.InvalidParameterError, match="linearly dependent"):
+    with pytest.raises(InvalidParameterError, match="linearly dependent"):
         fit_projection(POS, NEG, method="directions", directions=[d1, 3 * d1])
 
 
@@ -63,13 +64,13 @@ def test_lift_and_transform_round_trip_through_any_origin() -> None:
 
 
 def test_projection_errors_name_the_problem() -> None:
-    with pytest.raises(lo.InvalidParameterError, match="n_components"):
+    with pytest.raises(InvalidParameterError, match="n_components"):
         fit_projection(POS, NEG, n_components=4)
-    with pytest.raises(lo.InvalidParameterError, match="needs both"):
+    with pytest.raises(InvalidParameterError, match="needs both"):
         fit_projection(POS, None, method="mean_diff")
-    with pytest.raises(lo.ShapeMismatchError, match="d_model=12"):
+    with pytest.raises(ShapeMismatchError, match="d_model=12"):
         fit_projection(POS, NEG).transform(torch.zeros(3, 5))
-    with pytest.raises(lo.InvalidParameterError, match="projection method"):
+    with pytest.raises(InvalidParameterError, match="projection method"):
         fit_projection(POS, NEG, method="tsne")  # type: ignore[arg-type]
 
 
@@ -106,7 +107,7 @@ def test_paths_start_at_the_projection_and_one_step_paths_are_straight() -> None
     start = NEG[:4]
     T = {"ODESteer": 2.0, "StepODESteer": 2.0, "CAA": 0.5}
     frame = trajectory_frame(
-        {"ODESteer": ode, "StepODESteer": step, "CAA": caa}, start, T, view=view
+        {"ODESteer": ode, "StepODESteer": step, "CAA": caa}, start, T=T, view=view
     )
     proj = view.transform(start).numpy()
     for method in ("ODESteer", "StepODESteer", "CAA"):

@@ -24,7 +24,10 @@ def test_search_finds_the_curved_barrier_that_a_linear_probe_misses() -> None:
     assert isinstance(steerer, lo.ODESteer) and steerer.is_fitted
     assert facts["family"] != "linear" and facts["n_candidates"] == 28
     assert facts["test_auc"] > 0.9 > 0.6 > facts["linear_test_auc"]  # type: ignore[operator]
-    assert facts["heldout_bend_median"] > 0.05  # type: ignore[operator]
+    # A straight (linear) barrier bends 0% and the paper's default sketch under 1%; the curved
+    # barrier the search picks on XOR data bends by several percent (4.5% on the rows held out
+    # by pair, 17% on the old per-class split that mixed pairs).
+    assert facts["heldout_bend_median"] > 0.02  # type: ignore[operator]
     _, bent_facts = fit_method("ODESteer-bent", pos, neg)
     assert bent_facts["min_bend_met"] is True and bent_facts["min_bend"] == 0.01
     # the refitted steerer is a usable ODESteer: it moves negatives towards h > 0

@@ -24,6 +24,8 @@ import torch
 
 import lens_odesteer as lo
 from lens_odesteer._component import _REGISTRY
+from lens_odesteer.errors import FileFormatError
+from lens_odesteer.steerers import AbstractSteerer
 
 D = 6
 DEFAULT_CASES = 300
@@ -33,7 +35,7 @@ SLOW_CASES_PER_FAMILY = 500  # x 7 families = 3500 cases
 COUNTS: dict[str, int] = {}
 SLOW_COUNTS: dict[str, int] = {}
 
-BASE_STEERERS: dict[str, Callable[[], lo.AbstractSteerer]] = {
+BASE_STEERERS: dict[str, Callable[[], AbstractSteerer]] = {
     "ODESteer": lambda: lo.ODESteer(lo.sketch_barrier(n_components=64)),
     "CAA": lambda: lo.CAA(),
     "MiMiC": lambda: lo.MiMiC(),
@@ -544,7 +546,7 @@ def test_code_executing_class_names_are_rejected(
     header["__metadata__"]["lens_odesteer"] = json.dumps(lo_header)
     path = tmp_path / "evil.safetensors"
     path.write_bytes(join_file(header, body))
-    with pytest.raises(lo.FileFormatError):
+    with pytest.raises(FileFormatError):
         lo.load_steerer(path)
     assert not called
 

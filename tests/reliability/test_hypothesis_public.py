@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import lens_odesteer as lo
 from lens_odesteer.flows import AdaptiveSteps
-from lens_odesteer.steerers import BarrierMargin
+from lens_odesteer.steerers import AbstractSteerer, BarrierMargin
 
 EXAMPLES = int(
     os.environ.get("RELIABILITY_EXAMPLES", "40")
@@ -142,7 +142,7 @@ def inputs(draw: st.DrawFn, d: int) -> tuple[torch.Tensor, str]:
     return x, f"x{tuple(x.shape)} {dtype} scale={scale}"
 
 
-def fitted(name: str, make: Callable[[], lo.AbstractSteerer], data: Any) -> Any:
+def fitted(name: str, make: Callable[[], AbstractSteerer], data: Any) -> Any:
     pos, neg, desc = data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -154,7 +154,7 @@ def fitted(name: str, make: Callable[[], lo.AbstractSteerer], data: Any) -> Any:
     return s, desc
 
 
-def check_steer(s: lo.AbstractSteerer, name: str, x: torch.Tensor, T: float, where: str) -> None:
+def check_steer(s: AbstractSteerer, name: str, x: torch.Tensor, T: float, where: str) -> None:
     COUNTS["steer calls"] += 1
     out = call(f"{name}.steer({where}, T={T})", "steer", lambda: s.steer(x, T))
     if out is not None:
@@ -171,7 +171,7 @@ def check_steer(s: lo.AbstractSteerer, name: str, x: torch.Tensor, T: float, whe
 
 
 def check_all_methods(
-    s: lo.AbstractSteerer, name: str, x: torch.Tensor, T: float, where: str
+    s: AbstractSteerer, name: str, x: torch.Tensor, T: float, where: str
 ) -> None:
     check_steer(s, name, x, T, where)
     lead = tuple(x.shape[:-1])
@@ -201,7 +201,7 @@ COMMON = settings(
 
 
 def run_steerer_case(
-    name: str, data: st.DataObject, make: Callable[[], lo.AbstractSteerer]
+    name: str, data: st.DataObject, make: Callable[[], AbstractSteerer]
 ) -> None:
     s, fdesc = fitted(name, make, data.draw(fit_data()))
     if s is None:

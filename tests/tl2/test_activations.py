@@ -10,6 +10,8 @@ import torch
 
 import lens_odesteer as lo
 from lens_odesteer.activations import answer_spans, collect_activations
+from lens_odesteer.errors import HookNameError, InvalidParameterError
+from lens_odesteer.models.loading import model_provenance
 from lens_odesteer.models.names import resid_post
 from tests.tl2._shared import NEG_TEXTS, POS_TEXTS
 
@@ -120,11 +122,11 @@ def test_answer_spans(tiny: Any) -> None:
 
 
 def test_errors(tiny: Any) -> None:
-    with pytest.raises(lo.HookNameError, match="Did you mean"):
+    with pytest.raises(HookNameError, match="Did you mean"):
         _collect(tiny, TEXTS, "blocks.1.hook_resid_pots")
-    with pytest.raises(lo.InvalidParameterError, match="out of range"):
+    with pytest.raises(InvalidParameterError, match="out of range"):
         _collect(tiny, ["Hi"], position=5)
-    with pytest.raises(lo.HookNameError, match="did not fire"):
+    with pytest.raises(HookNameError, match="did not fire"):
         _collect(tiny, ["Hi"], "blocks.0.attn.hook_result")  # gated: use_attn_result=False
 
 
@@ -161,7 +163,7 @@ PROVENANCE_BUG = pytest.mark.xfail(
 
 @PROVENANCE_BUG
 def test_model_provenance_reads_the_config(tiny: Any) -> None:
-    info = lo.model_provenance(tiny)
+    info = model_provenance(tiny)
     expected_arch = tiny.cfg.original_architecture
     assert info["source"] == "unknown"
     assert info["backend"] == "HookedTransformer"

@@ -13,8 +13,17 @@ import torch
 from safetensors.torch import save_file
 
 import lens_odesteer as lo
+from lens_odesteer.errors import (
+    FileFormatError,
+    HookNameError,
+    InvalidActivationsError,
+    InvalidParameterError,
+    NotFittedError,
+    ShapeMismatchError,
+)
 from lens_odesteer.evaluation.methods import make_steerer, parse_methods
 from lens_odesteer.evaluation.tasks import make_task
+from lens_odesteer.steerers import AbstractSteerer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ERRORS.md"
 GEN = torch.Generator().manual_seed(0)
@@ -34,7 +43,7 @@ def _ode(seed: int = 0, **kw) -> lo.ODESteer:
     return lo.ODESteer(lo.sketch_barrier(n_components=64, seed=seed), **kw)
 
 
-def _finite_steer(steerer: lo.AbstractSteerer, acts: torch.Tensor, T: float) -> torch.Tensor:
+def _finite_steer(steerer: AbstractSteerer, acts: torch.Tensor, T: float) -> torch.Tensor:
     out = steerer.steer(acts, T)
     assert out.shape == acts.shape and out.dtype == acts.dtype and torch.isfinite(out).all()
     return out
@@ -155,131 +164,131 @@ CASES = [
     Case(
         "acts-rank",
         lambda _: lo.CAA().fit(torch.tensor(1.0), NEG),
-        lo.InvalidActivationsError,
+        InvalidActivationsError,
         r"shape \[\.\.\., d_model\]",
     ),
     Case(
         "acts-width-fit",
         lambda _: lo.CAA().fit(POS, NEG[:, :3]),
-        lo.ShapeMismatchError,
+        ShapeMismatchError,
         "same hook",
     ),
     Case(
         "acts-width-steer",
         lambda _: lo.CAA().fit(POS, NEG).steer(torch.ones(2, 5), 1.0),
-        lo.ShapeMismatchError,
+        ShapeMismatchError,
         "fitted on d_model=4",
     ),
     Case(
         "acts-nonfinite-fit",
         lambda _: lo.CAA().fit(POS.clone().fill_(float("nan")), NEG),
-        lo.InvalidActivationsError,
+        InvalidActivationsError,
         "non-finite",
     ),
     Case(
         "acts-nonfinite-steer",
         lambda _: lo.CAA().fit(POS, NEG).steer(torch.full((2, 4), float("inf")), 1.0),
-        lo.InvalidActivationsError,
+        InvalidActivationsError,
         "non-finite",
     ),
     Case(
-        "acts-empty", lambda _: lo.CAA().fit(POS, NEG[:0]), lo.InvalidActivationsError, "is empty"
+        "acts-empty", lambda _: lo.CAA().fit(POS, NEG[:0]), InvalidActivationsError, "is empty"
     ),
     Case(
         "acts-integer",
         lambda _: lo.CAA().fit(POS.long(), NEG),
-        lo.InvalidActivationsError,
+        InvalidActivationsError,
         "floating tensor",
     ),
     Case(
         "labels-values",
         lambda _: lo.CAA().fit(POS, torch.full((20,), 2)),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "0/1",
     ),
     Case(
         "labels-shape",
         lambda _: lo.CAA().fit(POS, torch.ones(7, dtype=torch.long)),
-        lo.ShapeMismatchError,
+        ShapeMismatchError,
         "one label per activation",
     ),
     Case("one-per-class", _single),
     Case("identical-classes", _identical),
     Case("separable-classes", _separable),
     Case("imbalance-1-100", _imbalance),
-    Case("unfitted", lambda _: lo.ODESteer().steer(NEG, 1.0), lo.NotFittedError, "not fitted"),
+    Case("unfitted", lambda _: lo.ODESteer().steer(NEG, 1.0), NotFittedError, "not fitted"),
     Case(
         "T-negative",
         lambda _: lo.CAA().fit(POS, NEG).steer(NEG, -1.0),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "`T` must be >= 0",
     ),
     Case(
         "T-nonfinite",
         lambda _: lo.CAA().fit(POS, NEG).steer(NEG, float("nan")),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "`T` must be finite",
     ),
     Case(
         "steps",
         lambda _: _ode(steps=0).fit(POS, NEG),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "`steps` must be an int >= 1",
     ),
     Case(
         "steps-solver",
         lambda _: _ode(solver="dopri5").fit(POS, NEG),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         r"adaptive; pass `steps=AdaptiveSteps\(\.\.\.\)`",
     ),
     Case(
         "solver",
         lambda _: _ode(solver="rk45").fit(POS, NEG),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "Unknown solver 'rk45'",
     ),
     Case(
         "n_components",
         lambda _: lo.ODESteer(lo.sketch_barrier(n_components=0)).fit(POS, NEG),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "`n_components` must be >= 1",
     ),
-    Case("scope", _scope, lo.InvalidParameterError, "scope"),
-    Case("position", _position, lo.InvalidParameterError, "position"),
-    Case("hook-typo", _hook_typo, lo.HookNameError, "blocks.1.hook_resid_post"),
-    Case("hook-width", _hook_width, lo.ShapeMismatchError, "d_model=4"),
-    Case("hook-not-residual", _not_residual, lo.ShapeMismatchError, r"\[batch, pos, 64\]"),
+    Case("scope", _scope, InvalidParameterError, "scope"),
+    Case("position", _position, InvalidParameterError, "position"),
+    Case("hook-typo", _hook_typo, HookNameError, "blocks.1.hook_resid_post"),
+    Case("hook-width", _hook_width, ShapeMismatchError, "d_model=4"),
+    Case("hook-not-residual", _not_residual, ShapeMismatchError, r"\[batch, pos, 64\]"),
     Case(
         "file-missing",
         lambda tmp: lo.load_steerer(tmp / "none.safetensors"),
-        lo.FileFormatError,
+        FileFormatError,
         "No steerer file",
     ),
-    Case("file-truncated", _truncated, lo.FileFormatError, ""),
-    Case("file-wrong-format", _wrong_format, lo.FileFormatError, "not a readable safetensors"),
-    Case("file-foreign", _foreign, lo.FileFormatError, "not a lens_odesteer steerer"),
+    Case("file-truncated", _truncated, FileFormatError, ""),
+    Case("file-wrong-format", _wrong_format, FileFormatError, "not a readable safetensors"),
+    Case("file-foreign", _foreign, FileFormatError, "not a lens_odesteer steerer"),
     Case(
         "half-overflow",
         lambda _: lo.CAA().fit(POS * 1e4, NEG * 1e4).steer(torch.full((2, 4), 6e4).half(), 5.0),
-        lo.InvalidActivationsError,
+        InvalidActivationsError,
         "exceed the range of torch.float16",
     ),
     Case(
         "eval-method",
         lambda _: parse_methods("CAA,ODESteerr"),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "Unknown method 'ODESteerr'. Expected one of",
     ),
     Case(
         "eval-searched-unfitted",
         lambda _: make_steerer("ODESteer-searched"),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "fit_method",
     ),
     Case(
         "eval-seeds",
         lambda _: make_task("sentiment", seeds=()),
-        lo.InvalidParameterError,
+        InvalidParameterError,
         "non-empty sequence of ints",
     ),
     Case("zero-gradient", _zero_grad),

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import lens_odesteer as lo
+from lens_odesteer.steerers import AbstractSteerer
 from tests.steerer_zoo import ALL_STEERERS
 
 NAMES = list(ALL_STEERERS)
@@ -25,7 +26,7 @@ def _data(d: int = 12, n: int = 48, dtype: torch.dtype = torch.float32, seed: in
 
 
 @pytest.fixture(scope="module")
-def fitted() -> dict[str, lo.AbstractSteerer]:
+def fitted() -> dict[str, AbstractSteerer]:
     pos, neg = _data()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

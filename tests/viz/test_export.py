@@ -10,8 +10,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-import lens_odesteer as lo
-from lens_odesteer.errors import ExportError
+from lens_odesteer.errors import ExportError, InvalidParameterError
 from lens_odesteer.viz import export
 from lens_odesteer.viz.export import save_figure, save_figures, static_export_status
 from lens_odesteer.viz.theme import apply_theme
@@ -108,12 +107,12 @@ def test_kaleido_failure_leaves_no_partial_file(
 )
 def test_bad_export_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
     path = tmp_path / kwargs.pop("path")
-    with pytest.raises(lo.InvalidParameterError, match=match):
+    with pytest.raises(InvalidParameterError, match=match):
         save_figure(_fig(), path, **kwargs)
 
 
 def test_bad_figure_names_and_formats(tmp_path: Path) -> None:
-    with pytest.raises(lo.InvalidParameterError, match="plain file name"):
+    with pytest.raises(InvalidParameterError, match="plain file name"):
         save_figures({"../x": _fig()}, tmp_path)
-    with pytest.raises(lo.InvalidParameterError, match="Unknown formats"):
+    with pytest.raises(InvalidParameterError, match="Unknown formats"):
         save_figures({"x": _fig()}, tmp_path, formats=("bmp",))

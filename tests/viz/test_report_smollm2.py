@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import lens_odesteer as lo
+from lens_odesteer.errors import HookNameError, ShapeMismatchError
 from lens_odesteer.report import comparison_report
 from lens_odesteer.viz.export import static_export_status
 
@@ -95,11 +96,11 @@ def test_figures_were_exported(report) -> None:
 
 def test_report_rejects_mismatched_inputs(tmp_path: Path) -> None:
     model = lo.tiny_bridge()
-    with pytest.raises(lo.ShapeMismatchError, match="d_model"):
+    with pytest.raises(ShapeMismatchError, match="d_model"):
         comparison_report(
             model, "blocks.1.hook_resid_post", torch.randn(5, 64), torch.randn(5, 32), tmp_path
         )
-    with pytest.raises(lo.HookNameError):
+    with pytest.raises(HookNameError):
         comparison_report(
             model, "blocks.9.hook_resid_post", torch.randn(5, 64), torch.randn(5, 64), tmp_path
         )
