@@ -15,8 +15,9 @@ import torch
 import lens_odesteer as lo
 from lens_odesteer.evaluation import evaluate
 from lens_odesteer.evaluation import likelihood as lik
-from lens_odesteer.evaluation.likelihood import Steering, answer_logprobs, next_token_logprobs
+from lens_odesteer.evaluation.likelihood import answer_logprobs, next_token_logprobs
 from lens_odesteer.evaluation.tasks.base import Split, Task
+from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models import tiny_bridge
 
 HOOK = "blocks.1.hook_resid_post"
@@ -51,11 +52,11 @@ class TinyTask(Task):
     def score(
         self,
         model: Any,
-        plan: Steering | None,
+        plan: SteeringPlan | None,
         units: list[Any],
         *,
         phase: str,
-        reverse: Steering | None = None,
+        reverse: SteeringPlan | None = None,
     ) -> pd.DataFrame:
         self.calls += 1
         lp = answer_logprobs(model, [p for _, p, _ in units], [a for _, _, a in units], plan)
@@ -140,19 +141,19 @@ def test_zero_strength_is_exactly_no_steering(model: Any) -> None:
     prompts, answers = ["The sun is", "A long road to the"], [" good", " sea and back"]
     base = answer_logprobs(model, prompts, answers, None)
     np.testing.assert_array_equal(
-        answer_logprobs(model, prompts, answers, Steering(HOOK, ode, 0.0)), base
+        answer_logprobs(model, prompts, answers, SteeringPlan({HOOK: ode}, T=0.0)), base
     )
-    steered = answer_logprobs(model, prompts, answers, Steering(HOOK, ode, 5.0))
+    steered = answer_logprobs(model, prompts, answers, SteeringPlan({HOOK: ode}, T=5.0))
     assert not np.allclose(steered, base)
     nt = next_token_logprobs(model, prompts, None)
-    assert torch.equal(next_token_logprobs(model, prompts, Steering(HOOK, ode, 0.0)), nt)
+    assert torch.equal(next_token_logprobs(model, prompts, SteeringPlan({HOOK: ode}, T=0.0)), nt)
 
 
 def test_cached_prefix_path_equals_hooked_pass(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     pos, neg = torch.randn(16, 64) + 1, torch.randn(16, 64)
     caa = lo.CAA().fit(pos, neg)
     prompts, answers = ["The sun is", "A long road to the", "Hi"], [" good", " sea", " there you"]
-    plan = Steering(HOOK, caa, 0.7)
+    plan = SteeringPlan({HOOK: caa}, T=0.7)
     fast = answer_logprobs(model, prompts, answers, plan)
     fast_nt = next_token_logprobs(model, prompts, plan, steer_from=[0, 1, 0])
     monkeypatch.setattr(lik, "_splittable", lambda m, h: False)

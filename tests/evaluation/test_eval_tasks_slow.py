@@ -12,9 +12,8 @@ import torch
 
 import lens_odesteer as lo
 from lens_odesteer.evaluation import evaluate, make_task
-from lens_odesteer.evaluation.likelihood import Steering
 from lens_odesteer.evaluation.sampling import sample_continuations
-from lens_odesteer.hooks import generate
+from lens_odesteer.hooks import SteeringPlan, generate
 
 pytestmark = pytest.mark.slow
 HOOK = "blocks.15.hook_resid_post"
@@ -64,7 +63,7 @@ def test_truthfulqa_mc_numbers(model: Any, tmp_path: Path) -> None:
     assert none["mc2"] == pytest.approx(mc2, abs=1e-4)
     # T = 0 is exactly no steering
     caa = lo.CAA().fit(torch.randn(4, 576) + 1, torch.randn(4, 576))
-    zero = task.score(model, Steering(HOOK, caa, 0.0), [q], phase="test")
+    zero = task.score(model, SteeringPlan({HOOK: caa}, T=0.0), [q], phase="test")
     again = task.score(model, None, [q], phase="test")
     assert zero["mc2"].item() == again["mc2"].item() == pytest.approx(none["mc2"], abs=1e-9)
 
@@ -78,7 +77,8 @@ def test_sampling_none_and_zero_strength_equal_plain_generation(model: Any) -> N
     assert none["continuation"].tolist() == plain
     assert none["seed"].tolist() == [3, 3, 4, 4]
     caa = lo.CAA().fit(torch.randn(4, 576) + 1, torch.randn(4, 576))
-    zero = sample_continuations(model, prompts, Steering(HOOK, caa, 0.0), seeds=[3, 4], **kw)
+    zero_plan = SteeringPlan({HOOK: caa}, T=0.0)
+    zero = sample_continuations(model, prompts, zero_plan, seeds=[3, 4], **kw)
     assert zero["continuation"].tolist() == plain
 
 
