@@ -385,7 +385,7 @@ def _candidates(
     cfg: EvalConfig,
 ) -> list[float]:
     t_max = MAX_T.get(method)
-    if t_max is None and getattr(steerer, "margin", None) is not None:
+    if t_max is None and getattr(steerer, "stop", None) is not None:
         # Rows stop at the margin, so a displacement target can be out of reach; an unbounded
         # search would then take one huge first step (the margin is checked per step). Cap
         # the arc length at the mean residual norm (about one radian of rotation).
