@@ -18,6 +18,10 @@ on given activations and at a given strength ``T``:
   field it is the straight step, and ``bend == gap``;
 * the barrier's **accuracy** (sign of ``h``) and **AUC** on the activations, when labels are given.
 
+For a steerer with its own path (``has_own_path``: the closed-form rotations HPR,
+AngularSteering and SphericalSteering, and TruthFlow's time-dependent field) the multi-step path
+is that path (``trajectory``) and the one step follows its initial velocity ``vector_field``.
+
 A barrier that is linear in the flow's coordinates gives spread 1 (or, on the sphere, bend 0)
 and an ODE end equal to the linearised end. The diagnostic integrates the whole horizon with the
 steerer's solver (a ``margin`` is ignored: it only shortens paths).
@@ -191,7 +195,9 @@ def field_variation(
     Other arguments:
         n_steps: steps of the multi-step path; default the steerer's own, or 10 when it takes
             one step (StepODESteer, CAA, ...), so a one-step steerer shows what integrating its
-            field would change. The solver is the steerer's (Euler for one-step methods).
+            field would change. The solver is the steerer's (Euler for one-step methods). A
+            closed-form path is sampled at ``n_steps + 1`` points; a fixed-step steerer with its
+            own path (TruthFlow) keeps its own steps.
         max_pairs: the most pairwise cosines kept for the distribution (the mean uses all).
         seed: seed of the pair sample.
 
@@ -223,7 +229,14 @@ def field_variation(
     solver, steps, n_steps_used = _flow_settings(steerer, n_steps)
     save = SaveAt(n=n_steps_used + 1) if isinstance(steps, AdaptiveSteps) else SaveAt(steps=True)
 
-    ys = integrate(steerer.vector_field, y0, T_val, solver=solver, steps=steps, save=save).ys
+    solver_label = solver
+    if steerer.has_own_path:  # a rotation in closed form or a time-dependent learned field
+        ys = steerer.trajectory(y0, T_val, n_save=n_steps_used + 1).ys
+        n_steps_used = int(ys.shape[0]) - 1
+        if getattr(steerer, "solver", None) is None:
+            solver_label = "closed form"
+    else:
+        ys = integrate(steerer.vector_field, y0, T_val, solver=solver, steps=steps, save=save).ys
     end = ys[-1]
     one_step = y0 + T_val * v0
     norms = y0.norm(dim=-1)
@@ -267,7 +280,7 @@ def field_variation(
     return FieldVariation(
         steerer=steerer.name,
         T=T_val,
-        solver=solver,
+        solver=solver_label,
         n_steps=n_steps_used,
         tangent=tangent,
         mean_pairwise_cosine=_mean_pairwise_cosine(u),
@@ -282,17 +295,18 @@ def field_variation(
 
 
 def has_flow_path(steerer: AbstractSteerer) -> bool:
-    """Whether ``steerer``'s ``T`` is a time along a field, so :func:`field_variation` applies.
+    """Whether ``steerer``'s ``T`` is a time along a path, so :func:`field_variation` applies.
 
-    False for steerers with a bounded ``T`` (``max_T``: LinAcT and MiMiC), whose ``T``
-    interpolates a transport map.
+    True for every ``"flow"`` steerer (including bounded ones such as AngularSteering, whose
+    ``T`` is an angle) and for one-step steerers with an unbounded ``T``; False for LinAcT and
+    MiMiC, whose bounded ``T`` interpolates a transport map.
 
     Example:
         >>> import lens_odesteer as lo
         >>> has_flow_path(lo.ODESteer()), has_flow_path(lo.CAA()), has_flow_path(lo.LinAcT())
         (True, True, False)
     """
-    return steerer.max_T is None
+    return steerer.kind == "flow" or steerer.max_T is None
 
 
 def _check_flow_steerer(steerer: object) -> None:

@@ -1,5 +1,8 @@
 """The methods an evaluation compares, by name, each built at its defaults.
 
+Besides ODESteer's family and the paper's baselines, today's rivals run under the same names as
+their classes: the norm-preserving rotations ``"HPR"``, ``"AngularSteering"`` and
+``"SphericalSteering"``, the flow-matched ``"TruthFlow"`` and ``"MeanCentring"``.
 ``"none"`` is the unsteered model. ``"ODESteer-margin"`` is ODESteer with barrier early
 stopping (``stop=BarrierMargin(0.0)``: a row stops once ``h >= 0``; rows already there stay).
 Two methods choose their barrier on the fit activations with
@@ -30,15 +33,20 @@ from lens_odesteer.analysis.barrier_search import search_barrier
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.steerers import (
     CAA,
+    HPR,
     ITI,
     AbstractSteerer,
+    AngularSteering,
     BarrierMargin,
     LinAcT,
+    MeanCentring,
     MiMiC,
     ODESteer,
     RepE,
     RFFODESteer,
+    SphericalSteering,
     StepODESteer,
+    TruthFlow,
     ValueSteer,
 )
 
@@ -58,14 +66,19 @@ SEARCHED: dict[str, float | None] = {"ODESteer-searched": None, "ODESteer-bent":
 _FACTORIES: dict[str, Callable[[], AbstractSteerer] | None] = {
     "none": None,
     "CAA": CAA,
+    "MeanCentring": MeanCentring,
     "ITI": ITI,
     "RepE": RepE,
     "LinAcT": LinAcT,
     "MiMiC": MiMiC,
+    "HPR": HPR,
+    "AngularSteering": AngularSteering,
+    "SphericalSteering": SphericalSteering,
     "StepODESteer": StepODESteer,
     "ODESteer": ODESteer,
     "RFFODESteer": RFFODESteer,
     "ValueSteer": ValueSteer,
+    "TruthFlow": TruthFlow,
     "ODESteer-margin": lambda: ODESteer(stop=BarrierMargin(0.0)),
     "ODESteer-searched": None,
     "ODESteer-bent": None,
@@ -81,8 +94,8 @@ _BUILT = {name: f() for name, f in _FACTORIES.items() if f is not None}
 ONE_STEP: tuple[str, ...] = tuple(n for n, s in _BUILT.items() if s.kind == "one_step")
 
 #: Largest strength a method accepts in strength searches (None: unbounded). LinAcT and MiMiC
-#: interpolate from the identity (0) to their full transport map (1). Steerers with a margin are
-#: capped at the mean residual norm by the runner.
+#: interpolate from the identity (0) to their full transport map (1); AngularSteering turns by at
+#: most pi. Steerers with a margin are capped at the mean residual norm by the runner.
 MAX_T: dict[str, float | None] = {n: s.max_T for n, s in _BUILT.items() if s.max_T is not None}
 
 

@@ -74,6 +74,10 @@ class AbstractSteerer(Component):
     strength_meaning: ClassVar[str] = "integration time"
     #: The largest ``T`` the method accepts (None: unbounded).
     max_T: ClassVar[float | None] = None
+    #: True when ``trajectory`` gives the method's own path (a rotation in closed form, or a
+    #: time-dependent learned field) rather than the autonomous flow of ``vector_field``, which
+    #: is then only the path's initial velocity; diagnostics measure that path.
+    has_own_path: ClassVar[bool] = False
 
     act_norm_: float | None
     speed_: float | None

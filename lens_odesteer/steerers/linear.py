@@ -1,4 +1,5 @@
-"""One-step baselines with a constant field: CAA (mean difference), ITI (probe) and RepE (PCA).
+"""One-step baselines with a constant field: CAA (mean difference), mean-centring, ITI (probe)
+and RepE (PCA).
 
 A linear barrier has a constant gradient, so one Euler step ``a + T v`` is the exact flow and
 multi-step integration changes nothing; these are ODESteer's baselines in the unified view.
@@ -67,6 +68,44 @@ class CAA(_ConstantFieldSteerer):
         mu_p, mu_n = pos.mean(0), neg.mean(0)
         self.direction_ = mu_p - mu_n
         self.offset_ = float(-(mu_p @ mu_p - mu_n @ mu_n) / 2)
+
+
+class MeanCentring(_ConstantFieldSteerer):
+    r"""Mean-centred activation addition (Jorgensen et al., 2023): ``a + T (mu_+ - mu_all)``.
+
+    The steering vector is the mean of the target (positive) activations minus the mean of *all*
+    fit activations, ``mu_all = (n_+ mu_+ + n_- mu_-) / (n_+ + n_-)``, which removes the offset
+    every activation shares. Pass the target rows as positives and the rest of the training
+    sample as negatives (the paper subtracts the mean over the whole training set). With a contrast
+    set the vector is ``n_- / n`` times CAA's mean difference, so at the same norm-relative
+    ``strength`` the two coincide; they differ in ``T`` (a multiplier of this vector; the paper's
+    usual coefficient is applied to it unnormalised). Barrier: the log density ratio of
+    unit-covariance Gaussians at ``mu_+`` and ``mu_all``,
+    ``h(a) = (mu_+ - mu_all) . a - (|mu_+|^2 - |mu_all|^2) / 2``.
+
+    Attributes:
+        direction_: ``mu_+ - mu_all``; ``offset_``: the constant of ``h``.
+
+    Example:
+        >>> import torch
+        >>> from lens_odesteer.steerers import MeanCentring
+        >>> mc = MeanCentring().fit(torch.ones(3, 2), torch.zeros(1, 2))
+        >>> mc.direction_  # mean of target rows minus mean of all four rows
+        tensor([0.2500, 0.2500])
+    """
+
+    T_meaning: ClassVar[str] = "multiplier of the target mean minus the mean of all activations"
+
+    def __init__(self) -> None:
+        pass
+
+    def _fit(
+        self, pos: Float[Tensor, "n_pos d_model"], neg: Float[Tensor, "n_neg d_model"]
+    ) -> None:
+        mu_p = pos.mean(0)
+        mu_all = torch.cat([pos, neg]).mean(0)
+        self.direction_ = mu_p - mu_all
+        self.offset_ = float(-(mu_p @ mu_p - mu_all @ mu_all) / 2)
 
 
 class ITI(_ConstantFieldSteerer):

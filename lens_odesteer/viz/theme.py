@@ -43,6 +43,11 @@ METHOD_COLOURS: dict[str, str] = {
     "RepE": "#009E73",
     "LinAcT": "#882255",
     "MiMiC": "#44AA99",
+    "MeanCentring": "#999933",
+    "HPR": "#117733",
+    "AngularSteering": "#332288",
+    "SphericalSteering": "#88CCEE",
+    "TruthFlow": "#AA4499",
 }
 
 #: Colours of the two classes of a contrast set.

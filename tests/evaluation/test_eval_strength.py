@@ -98,7 +98,7 @@ def test_calibration_errors(data: tuple[torch.Tensor, torch.Tensor]) -> None:
 
 
 def test_method_names() -> None:
-    assert parse_methods(None)[0] == "none" and len(parse_methods(None)) == 13
+    assert parse_methods(None)[0] == "none" and len(parse_methods(None)) == 18
     assert parse_methods(["CAA", "none", "CAA"]) == ["none", "CAA"]
     with pytest.raises(InvalidParameterError, match="Unknown method"):
         parse_methods("CAA,ODESteerr")
