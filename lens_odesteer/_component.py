@@ -19,12 +19,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import math
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
+from lens_odesteer._validation import check_device
 from lens_odesteer.errors import FileFormatError, InvalidParameterError, NotFittedError
 
 JSON = Any
@@ -217,7 +219,21 @@ class Component:
         """Return a copy whose fitted floating tensors live on ``device`` with ``dtype``.
 
         Integer tensors (hashes) keep their dtype. The original is left untouched.
+
+        Raises:
+            InvalidParameterError: a ``device`` torch does not know, a ``dtype`` that is not a
+                floating torch dtype, or a dtype the component's maths cannot run in on that
+                device (e.g. FFT-based feature maps in float16 on the CPU).
         """
+        device = check_device(device)
+        if dtype is not None and (
+            not isinstance(dtype, torch.dtype) or not dtype.is_floating_point
+        ):
+            raise InvalidParameterError(
+                f"`dtype` must be a floating torch dtype (float32, float64, bfloat16, float16); "
+                f"got {dtype!r}. {type(self).__name__} computes with real numbers; an integer "
+                "dtype would truncate its fitted state."
+            )
         new = copy.copy(self)
         for name in self._tensor_attrs:
             t = getattr(self, name, None)
@@ -229,11 +245,39 @@ class Component:
                 )
         for name in self._component_attrs:
             if hasattr(self, name):
-                setattr(new, name, getattr(self, name).to(device=device, dtype=dtype))
+                try:
+                    setattr(new, name, getattr(self, name).to(device=device, dtype=dtype))
+                except InvalidParameterError as exc:
+                    raise InvalidParameterError(f"{type(self).__name__}: {exc}") from None
         if dtype is not None and hasattr(self, "dtype_"):
             new.dtype_ = dtype  # type: ignore[attr-defined]
-        new._on_moved()
+        try:
+            new._on_moved()
+        except RuntimeError as exc:  # torch has no kernel for this dtype on this device
+            where = device if device is not None else "its device"
+            raise InvalidParameterError(
+                f"{type(self).__name__} cannot compute in {dtype} on {where} ({exc}); keep "
+                "float32 (the default: hooks steer float16/bfloat16 models in float32 and cast "
+                "the result back) or use float64."
+            ) from None
         return new
+
+    def _nonfinite_fitted(self, prefix: str = "") -> str | None:
+        """The name of the first fitted tensor or float holding NaN or inf (None: all finite)."""
+        for name in self._tensor_attrs:
+            t = getattr(self, name, None)
+            if isinstance(t, Tensor) and t.is_floating_point() and not bool(t.isfinite().all()):
+                return prefix + name
+        for name in self._scalar_attrs:
+            value = getattr(self, name, None)
+            if isinstance(value, float) and not math.isfinite(value):
+                return prefix + name
+        for name in self._component_attrs:
+            sub = getattr(self, name, None)
+            found = sub._nonfinite_fitted(f"{prefix}{name}.") if sub is not None else None
+            if found:
+                return found
+        return None
 
     def _on_moved(self) -> None:
         """Hook for subclasses that cache derived tensors (called on the copy after ``to``)."""

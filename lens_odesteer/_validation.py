@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from jaxtyping import Bool, Float
@@ -12,6 +15,7 @@ from torch import Tensor
 from lens_odesteer.errors import (
     InvalidActivationsError,
     InvalidParameterError,
+    ParameterTypeError,
     ShapeMismatchError,
 )
 
@@ -138,24 +142,51 @@ def _maybe_labels(acts: Tensor, second: object) -> Bool[Tensor, " n_samples"] | 
 
 
 def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int >= ``minimum`` or raise :class:`InvalidParameterError`."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """Return ``value`` as an int >= ``minimum`` or raise :class:`InvalidParameterError`.
+
+    NumPy integers count as integers; bools do not.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidParameterError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise InvalidParameterError(f"`{name}` must be >= {minimum}; got {value}.")
-    return value
+    out = int(value)
+    if out < minimum:
+        raise InvalidParameterError(f"`{name}` must be >= {minimum}; got {out}.")
+    return out
+
+
+#: Seeds ``torch.Generator.manual_seed`` accepts (an unsigned 64-bit integer).
+MAX_SEED = 2**64 - 1
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """Return ``value`` as a seed in ``[0, 2**64 - 1]`` (what a torch generator takes)."""
+    seed = check_positive_int(value, name, minimum=0)
+    if seed > MAX_SEED:
+        raise InvalidParameterError(
+            f"`{name}` must be an integer in [0, 2**64 - 1] (a torch generator seed); got "
+            f"{seed}. Use a smaller seed, e.g. `{name} % 2**64`."
+        )
+    return seed
 
 
 def check_finite_float(
     value: object, name: str, *, minimum: float | None = None, strict: bool = False
 ) -> float:
-    """Return ``value`` as a finite float (optionally ``>= minimum`` / ``> minimum``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if isinstance(value, Tensor) and value.numel() == 1:
-            value = float(value)
-        else:
-            raise InvalidParameterError(f"`{name}` must be a real number; got {value!r}.")
-    out = float(value)
+    """Return ``value`` as a finite float (optionally ``>= minimum`` / ``> minimum``).
+
+    Any real number is accepted: Python and NumPy ints and floats, and one-element tensors.
+    """
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidParameterError(f"`{name}` must be a real number; got {value!r}.")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise InvalidParameterError(
+            f"`{name}` must be finite; got a number beyond the float range (|x| > 1.8e308); "
+            "pass a value in range."
+        ) from None
     if not math.isfinite(out):
         raise InvalidParameterError(f"`{name}` must be finite; got {out}.")
     if minimum is not None:
@@ -164,6 +195,49 @@ def check_finite_float(
         if not strict and out < minimum:
             raise InvalidParameterError(f"`{name}` must be >= {minimum}; got {out}.")
     return out
+
+
+def check_device(value: object, name: str = "device") -> torch.device | None:
+    """Return ``value`` as a ``torch.device`` (None stays None) or raise a clear error."""
+    if value is None or isinstance(value, torch.device):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ParameterTypeError(
+            f"`{name}` must be a torch.device, a device string such as 'cpu' or 'cuda:0', or "
+            f"None; got {type(value).__name__} {value!r}."
+        )
+    try:
+        return torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        raise InvalidParameterError(
+            f"`{name}`={value!r} is not a device torch knows; expected e.g. 'cpu', 'cuda', "
+            "'cuda:0' or 'mps'."
+        ) from None
+
+
+def as_path(value: object, name: str = "path") -> Path:
+    """Return ``value`` (a str or ``os.PathLike`` of str) as a :class:`~pathlib.Path`."""
+    if isinstance(value, (bytes, bytearray)):
+        raise ParameterTypeError(
+            f"`{name}` must be a str or os.PathLike; got bytes {bytes(value)[:60]!r}. Decode it "
+            "first, e.g. `path.decode()` or `os.fsdecode(path)`."
+        )
+    if not isinstance(value, (str, os.PathLike)):
+        raise ParameterTypeError(
+            f"`{name}` must be a str or os.PathLike (a file path); got {type(value).__name__} "
+            f"{value!r}."
+        )
+    raw = os.fspath(value)
+    if not isinstance(raw, str):
+        raise ParameterTypeError(
+            f"`{name}` must name a path as text; its os.fspath() is {type(raw).__name__}. "
+            "Decode it first, e.g. `os.fsdecode(path)`."
+        )
+    if raw == "" or "\x00" in raw:
+        raise InvalidParameterError(
+            f"`{name}` must be a non-empty path without NUL characters; got {raw!r}."
+        )
+    return Path(raw)
 
 
 def check_choice(value: object, name: str, choices: Sequence[str]) -> str:

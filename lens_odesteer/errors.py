@@ -19,6 +19,7 @@ __all__ = [
     "LensOdesteerError",
     "ModelLoadError",
     "NotFittedError",
+    "ParameterTypeError",
     "ProvenanceError",
     "ScorerUnavailableError",
     "ShapeMismatchError",
@@ -44,6 +45,10 @@ class ShapeMismatchError(InvalidActivationsError):
 
 class InvalidParameterError(LensOdesteerError, ValueError):
     """A hyper-parameter or call argument outside its valid range or set."""
+
+
+class ParameterTypeError(InvalidParameterError, TypeError):
+    """An argument of the wrong type (a path given as bytes, provenance that is not a dict)."""
 
 
 class HookNameError(LensOdesteerError, KeyError):

@@ -17,6 +17,7 @@ and no recorded norms: each variant becomes the equivalent composed
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +25,60 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from lens_odesteer._component import JSON, Component, _from_json, _to_json
+from lens_odesteer._file_rules import LIMITS, description_problem
+from lens_odesteer._validation import as_path, check_device
 from lens_odesteer.barriers.builders import rff_barrier, sketch_barrier, value_barrier
-from lens_odesteer.errors import FileFormatError
+from lens_odesteer.errors import FileFormatError, InvalidParameterError
 from lens_odesteer.flows.control import AdaptiveSteps
-from lens_odesteer.steerers._format import FORMAT, SCHEMA_VERSION, read_header, save_steerer
+from lens_odesteer.steerers._format import (
+    FORMAT,
+    SCHEMA_VERSION,
+    _existing,
+    read_header,
+    save_steerer,
+)
 from lens_odesteer.steerers.base import AbstractSteerer
 from lens_odesteer.steerers.field import BarrierMargin
+from lens_odesteer.steerers.odesteer import ODESteer
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "load_steerer", "read_header", "save_steerer"]
 
 
-def load_steerer(path: str | Path, *, device: torch.device | str | None = None) -> AbstractSteerer:
+def load_steerer(
+    path: str | os.PathLike[str], *, device: torch.device | str | None = None
+) -> AbstractSteerer:
     """Load a steerer saved with :func:`save_steerer` (optionally onto ``device``).
 
     The provenance recorded at save time is available as ``steerer.provenance_``. Files of
     schema 1 (lens_odesteer 0.1.0) are migrated to the composed :class:`ODESteer`.
 
+    ``path`` may omit the ``.safetensors`` suffix that ``save`` appends.
+
     Raises:
         FileFormatError: missing, truncated, foreign or newer-schema files, a header whose
-            fields do not match this version, or an old file that cannot be migrated (the
-            message names the version that wrote it).
+            fields do not match this version or lie outside the bounds a save obeys (checked
+            before any tensor is read), or an old file that cannot be migrated (the message
+            names the version that wrote it).
+        ParameterTypeError: ``path`` that is not a str or os.PathLike.
+        InvalidParameterError: a ``device`` torch does not know.
     """
+    path = as_path(path, "path")
+    device = check_device(device)
     header = read_header(path)
+    path = _existing(path)
     if header["schema_version"] == 1:
         header = _migrate_v1(header, path)
+    # Every parameter and fitted scalar is checked against the rules a save obeys before any
+    # tensor is read or object built: an edited file cannot ask for unbounded work.
+    try:
+        problem = description_problem(header["component"])
+    except RecursionError:
+        problem = "the component description is nested too deeply"
+    if problem:
+        raise FileFormatError(
+            f"{str(path)!r} cannot be loaded: {problem}. The file is damaged or was not written "
+            "by lens_odesteer; save the steerer again from a trusted copy."
+        )
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
@@ -82,11 +113,34 @@ def load_steerer(path: str | Path, *, device: torch.device | str | None = None) 
             f"{str(path)!r} is inconsistent: header d_model={header['d_model']} but the steerer "
             f"has d_model={obj.d_model_}."
         )
+    if obj.is_fitted and str(obj.dtype_).removeprefix("torch.") != header["dtype"]:
+        raise FileFormatError(
+            f"{str(path)!r} is inconsistent: header dtype {header['dtype']!r} but the steerer "
+            f"computes in {obj.dtype_}."
+        )
     _check_loaded_state(obj, path)
     obj.provenance_ = dict(header["provenance"])  # type: ignore[attr-defined]
     if device is not None:
         obj = obj.to(device=device)
     return obj
+
+
+#: Steps the load-time probe integrates (whatever the file's solver and steps say).
+_PROBE_STEPS = 2
+
+
+def _probe_copy(obj: AbstractSteerer) -> AbstractSteerer:
+    """A copy of ``obj`` whose steer costs a bounded number of field evaluations.
+
+    The probe checks that the tensors fit together, not the solver: an ODESteer's solver and
+    steps are validated, then the copy takes ``_PROBE_STEPS`` Euler steps.
+    """
+    if not isinstance(obj, ODESteer):
+        return obj
+    obj._flow()  # the file's solver, steps and stop, validated
+    cheap = copy.copy(obj)
+    cheap.solver, cheap.steps = "euler", _PROBE_STEPS
+    return cheap
 
 
 def _check_loaded_state(obj: AbstractSteerer, path: str | Path) -> None:
@@ -107,11 +161,16 @@ def _check_loaded_state(obj: AbstractSteerer, path: str | Path) -> None:
         out = obj._velocity(probe)
         if out.shape != probe.shape:
             raise ValueError(f"field has shape {tuple(out.shape)}")
-        values = [out, obj._steer(probe, 0.5)]
+        values = [out, _probe_copy(obj)._steer(probe, 0.5)]
         if obj.has_barrier:
             values.append(obj._barrier(probe))
         if not all(bool(torch.isfinite(v).all()) for v in values):
             raise ValueError("the field or barrier is not finite on a probe")
+    except InvalidParameterError as exc:
+        raise FileFormatError(
+            f"{str(path)!r} holds a parameter this version refuses ({exc}); the file is damaged "
+            "or was edited."
+        ) from None
     except Exception as exc:
         raise FileFormatError(
             f"The tensors in {str(path)!r} do not fit together ({exc}); the file is damaged."
@@ -183,6 +242,11 @@ def _v1_flow_params(name: str, params: JSON) -> dict[str, JSON]:
     p: dict[str, Any] = {
         k: v if k == "custom_barrier" else _from_json(v) for k, v in params.items()
     }
+    for key, value in p.items():  # also those a custom barrier makes unused
+        if key in LIMITS:
+            low, high = LIMITS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{key}={value!r} is not an int in [{low}, {high}]")
     barrier: JSON
     if name in ("ODESteer", "StepODESteer") and p["custom_barrier"] is not None:
         barrier = p["custom_barrier"]  # already a component description

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from lens_odesteer._validation import check_finite_float, check_positive_int
+from lens_odesteer._validation import check_finite_float, check_positive_int, check_seed
 from lens_odesteer.barriers.base import AbstractBarrier
 
 
@@ -69,7 +69,7 @@ class MLPValueBarrier(AbstractBarrier):
     ) -> MLPValueBarrier:
         check_positive_int(self.hidden, "hidden")
         check_positive_int(self.max_iter, "max_iter")
-        check_positive_int(self.seed, "seed", minimum=0)
+        check_seed(self.seed)
         wd = check_finite_float(self.weight_decay, "weight_decay", minimum=0.0)
         acts = torch.cat([pos_acts, neg_acts])
         n, d = acts.shape

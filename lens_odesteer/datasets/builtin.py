@@ -10,9 +10,9 @@ Both were written for this project; they are not taken from any public dataset.
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 
+from lens_odesteer.datasets._text import json_lines, parse_json
 from lens_odesteer.datasets.contrast import ContrastDataset, ContrastPair
 from lens_odesteer.errors import FileFormatError, InvalidParameterError
 
@@ -58,10 +58,8 @@ def load_builtin(name: str) -> ContrastDataset:
             "lens_odesteer (the package data 'datasets/data/*.jsonl' must be included)."
         ) from exc
     pairs = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        rec = json.loads(line)
+    for lineno, line in json_lines(text):
+        rec = parse_json(line, f"built-in {name}.jsonl line {lineno}", "one JSON object per line")
         prompt = rec["prompt"]
         sep = " " if prompt else ""
         pairs.append(

@@ -18,13 +18,12 @@ Supported formats:
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from lens_odesteer.datasets._text import csv_records, json_lines, parse_json, read_text
 from lens_odesteer.datasets.contrast import ContrastDataset, ContrastPair
 from lens_odesteer.errors import FileFormatError, InvalidParameterError
 
@@ -65,12 +64,7 @@ def _resolve(path: object, what: str) -> Path:
 
 
 def _read_text(p: Path, what: str) -> str:
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(
-            f"{str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}). Expected {what}."
-        ) from exc
+    text = read_text(p, what)
     if not text.strip():
         raise FileFormatError(f"{str(p)!r} is empty. Expected {what}.")
     return text
@@ -79,17 +73,7 @@ def _read_text(p: Path, what: str) -> str:
 def _read_csv(p: Path, required: Sequence[str], what: str) -> list[dict[str, str]]:
     """Read a CSV (BOM tolerated) and check that the ``required`` columns exist."""
     text = _read_text(p, what)
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise FileFormatError(
-            f"{str(p)!r} lacks the column(s) {missing}; found columns {header}. Expected {what} "
-            f"with columns {list(required)}."
-        )
-    rows = []
-    for row in reader:
-        rows.append({(k or "").strip(): (v if isinstance(v, str) else "") for k, v in row.items()})
+    header, rows = csv_records(text, repr(str(p)), required, what)
     if not rows:
         raise FileFormatError(
             f"{str(p)!r} has a header {header} but no data rows. Expected {what}."
@@ -102,27 +86,19 @@ def _read_json_records(p: Path, what: str) -> tuple[list[Any], str]:
     text = _read_text(p, what)
     fmt = "json" if text.lstrip().startswith("[") else "jsonl"
     if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FileFormatError(
-                f"{str(p)!r} is not valid JSON ({exc.msg} at line {exc.lineno}). Expected {what}."
-            ) from exc
+        data = parse_json(text, repr(str(p)), what)
         if not isinstance(data, list):  # pragma: no cover - '[' always parses to a list
             raise FileFormatError(f"{str(p)!r} is not a JSON list. Expected {what}.")
         records = data
     else:
-        records = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise FileFormatError(
-                    f"{str(p)!r} line {lineno} is not valid JSON ({exc.msg}); expected {what} "
-                    "as a JSON list or one JSON object per line."
-                ) from exc
+        records = [
+            parse_json(
+                line,
+                f"{str(p)!r} line {lineno}",
+                f"{what} as a JSON list or one JSON object per line",
+            )
+            for lineno, line in json_lines(text)
+        ]
     if not records:
         raise FileFormatError(f"{str(p)!r} holds no records. Expected {what}.")
     for i, rec in enumerate(records):

@@ -30,7 +30,7 @@ import torch
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.layers import barrier_layer_sweep, steered_layer_sweep
 from lens_odesteer.evaluation.methods import ALL_METHODS, parse_methods
-from lens_odesteer.evaluation.runner import evaluate
+from lens_odesteer.evaluation.runner import check_eval_options, evaluate
 from lens_odesteer.evaluation.store import atomic_write_text, write_csv
 from lens_odesteer.evaluation.tables import headline_markdown, results_markdown
 from lens_odesteer.evaluation.tasks import TASKS, Task, make_task, task_options
@@ -347,7 +347,9 @@ def plan_eval(args: argparse.Namespace) -> EvalPlan:
 
     Raises:
         InvalidParameterError: an unknown task, method or ``--set`` key, a bad ``--grid``,
-            ``--layers`` or ``--out``; messages name the flag, the value and the valid choices.
+            ``--layers``, ``--out``, ``--kl-budget``, ``--max-ppl-ratio``, ``--seed``,
+            ``--n-boot`` or ``--layer``, or a task size out of range (also under ``--quick``);
+            messages name the flag, the value and the valid choices.
         DataNotFoundError: the tasks' data files are missing (with the command to fetch them).
     """
     if args.task not in (*TASKS, "all", "layers"):
@@ -357,6 +359,15 @@ def plan_eval(args: argparse.Namespace) -> EvalPlan:
         )
     methods = parse_methods(args.methods)
     grid = _grid(args.grid)
+    check_eval_options(
+        flags=True,
+        strength=args.strength,
+        kl_budget=args.kl_budget,
+        max_ppl_ratio=args.max_ppl_ratio,
+        seed=args.seed,
+        n_boot=args.n_boot,
+        layer=args.layer,
+    )
     layers = _layer_list(args.layers)
     settings = parse_settings(args.set)
     for key, flag in _FLAGGED.items():

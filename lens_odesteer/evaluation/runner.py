@@ -26,7 +26,9 @@ Every finished (split, method, phase, strength) is stored as an atomic part file
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -41,10 +43,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from lens_odesteer._atomic import atomic_path
+from lens_odesteer._validation import check_finite_float
 from lens_odesteer._version import __version__
 from lens_odesteer.activations import collect_activations
 from lens_odesteer.analysis.nonlinearity import field_variation, has_flow_path
-from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.errors import FileFormatError, InvalidParameterError
 from lens_odesteer.evaluation.methods import MAX_T, ONE_STEP, fit_method, parse_methods
 from lens_odesteer.evaluation.store import PartStore, write_csv, write_json
 from lens_odesteer.evaluation.strength import (
@@ -60,7 +63,7 @@ from lens_odesteer.io import load_steerer
 from lens_odesteer.models.names import HookedModel, model_n_layers, resid_post
 from lens_odesteer.steerers.base import AbstractSteerer
 
-__all__ = ["EvalConfig", "evaluate"]
+__all__ = ["EvalConfig", "check_eval_options", "evaluate"]
 
 STRENGTH_MODES = ("grid", "displacement", "kl")
 
@@ -87,19 +90,137 @@ def _say(msg: str, t0: float) -> None:
     tqdm.write(f"[{time.perf_counter() - t0:7.1f}s] {msg}")
 
 
+_FLAGS = {
+    "grid": "--grid",
+    "kl_budget": "--kl-budget",
+    "max_ppl_ratio": "--max-ppl-ratio",
+    "seed": "--seed",
+    "n_boot": "--n-boot",
+    "layer": "--layer",
+    "strength": "--strength",
+}
+
+
+def check_eval_options(*, flags: bool = False, **options: Any) -> dict[str, Any]:
+    """Check the numeric options of :func:`evaluate` (those given) and return them normalised.
+
+    ``strength`` a mode name; ``grid`` a non-empty sequence of finite fractions > 0 (None: the
+    task's); ``kl_budget`` finite > 0; ``max_ppl_ratio`` finite >= 1 (below 1 the unsteered
+    text itself would fail the limit); ``seed`` an int >= 0; ``n_boot`` an int >= 1; ``layer``
+    None or an int >= 0 (its upper bound needs the model). ``flags=True`` names them as the
+    command line does (``--max-ppl-ratio``).
+
+    Raises:
+        InvalidParameterError: the first option out of range, with its value.
+    """
+    out = dict(options)
+
+    def name(key: str) -> str:
+        return _FLAGS[key] if flags else f"`{key}`"
+
+    if "strength" in options and options["strength"] not in STRENGTH_MODES:
+        raise InvalidParameterError(
+            f"Unknown strength mode {options['strength']!r} for {name('strength')}; expected "
+            f"one of {STRENGTH_MODES}."
+        )
+    grid = options.get("grid")
+    if grid is not None:
+        bad = isinstance(grid, (str, bytes)) or not isinstance(grid, Sequence) or not grid
+        values: list[float] = []
+        if not bad:
+            try:
+                values = [check_finite_float(g, "grid", minimum=0.0, strict=True) for g in grid]
+            except InvalidParameterError:
+                bad = True
+        if bad:
+            raise InvalidParameterError(
+                f"{name('grid')} must hold finite fractions > 0 of the mean activation norm, "
+                f"e.g. (0.05, 0.1, 0.2); got {grid!r}."
+            )
+        out["grid"] = tuple(values)
+    for key, low, strict, why in (
+        ("kl_budget", 0.0, True, "nats of next-token KL"),
+        ("max_ppl_ratio", 1.0, False, "a multiple of the unsteered text's perplexity"),
+    ):
+        if key in options:
+            try:
+                out[key] = check_finite_float(options[key], key, minimum=low, strict=strict)
+            except InvalidParameterError:
+                sign = ">" if strict else ">="
+                raise InvalidParameterError(
+                    f"{name(key)} must be a finite number {sign} {low:g} ({why}); got "
+                    f"{options[key]!r}."
+                ) from None
+    for key, low in (("seed", 0), ("n_boot", 1)):
+        if key in options:
+            value = options[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidParameterError(f"{name(key)} must be an int >= {low}; got {value!r}.")
+    layer = options.get("layer")
+    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 0):
+        raise InvalidParameterError(
+            f"{name('layer')} must be a layer index (an int >= 0); got {layer!r}."
+        )
+    return out
+
+
+def _cached_acts(store: PartStore, cache: Path, n_rows: int) -> Tensor | None:
+    """The cached activations of ``cache`` when its seal proves them whole, else None."""
+    data = store.whole(cache, what="activation cache")
+    if data is None:
+        return None
+    try:
+        loaded = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as exc:  # sealed but unreadable: a broken writer
+        store.say(f"activation cache {str(cache)!r} cannot be read ({exc}); recomputing it")
+        return None
+    if (
+        not isinstance(loaded, Tensor)
+        or loaded.ndim != 2
+        or loaded.shape[0] != n_rows
+        or not loaded.is_floating_point()
+    ):
+        got = tuple(loaded.shape) if isinstance(loaded, Tensor) else type(loaded).__name__
+        store.say(
+            f"activation cache {str(cache)!r} holds {got}, not [{n_rows}, d_model]; recomputing it"
+        )
+        return None
+    return loaded
+
+
 def _acts(
-    model: HookedModel, texts: list[str], hook: str, cache: Path | None, batch_size: int = 16
+    model: HookedModel,
+    texts: list[str],
+    hook: str,
+    cache: Path | None,
+    store: PartStore | None = None,
+    batch_size: int = 16,
 ) -> Tensor:
-    if cache is not None and cache.exists():
-        loaded = torch.load(cache, weights_only=True)
-        assert isinstance(loaded, Tensor)
-        return loaded
+    if cache is not None and store is not None:
+        loaded = _cached_acts(store, cache, len(texts))
+        if loaded is not None:
+            return loaded
     acts = collect_activations(model, texts, hook, batch_size=batch_size, progress=False)
     assert isinstance(acts, Tensor)
-    if cache is not None:
+    if cache is not None and store is not None:
+        store.unseal(cache)
         with atomic_path(cache) as tmp:
             torch.save(acts, tmp)
+        store.seal(cache, rows=len(texts))
     return acts
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` as it reads back from a steerer file: NaN and inf become None, tuples lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _plain_json(value.item())
+    return value
 
 
 def _fit(
@@ -110,18 +231,28 @@ def _fit(
     provenance: dict[str, Any],
     seed: int,
     groups: tuple[list[Any], list[Any]] | None = None,
+    store: PartStore | None = None,
 ) -> tuple[AbstractSteerer, dict[str, Any]]:
     """The fitted steerer (loaded if saved before) and what its fit found (searched barriers).
 
     ``groups`` (one id per positive and per negative row, e.g. the TruthfulQA question) keeps
-    a group on one side of the searched methods' held-out split.
+    a group on one side of the searched methods' held-out split. A saved steerer is reused only
+    when its seal proves it whole; the facts are returned as they read back from the file, so a
+    resumed run reports exactly what a fresh one does.
     """
-    if path is not None and path.exists():
-        steerer = load_steerer(path)
-        return steerer, dict((steerer.provenance_ or {}).get("fit_facts", {}))  # type: ignore[attr-defined]
+    if path is not None and store is not None and store.whole(path, what="steerer") is not None:
+        try:
+            steerer = load_steerer(path)
+        except FileFormatError as exc:
+            store.say(f"steerer {str(path)!r} cannot be loaded ({exc}); fitting it again")
+        else:
+            return steerer, dict((steerer.provenance_ or {}).get("fit_facts", {}))  # type: ignore[attr-defined]
     steerer, facts = fit_method(method, pos, neg, seed=seed, groups=groups)
-    if path is not None:
-        steerer.save(path, provenance={**provenance, "fit_facts": facts})
+    facts = _plain_json(dict(facts))
+    if path is not None and store is not None:
+        store.unseal(path)
+        steerer.save(path, provenance=_plain_json({**provenance, "fit_facts": facts}))
+        store.seal(path)
     return steerer, dict(facts)
 
 
@@ -204,20 +335,27 @@ def evaluate(
         The summary frame (``summary.csv``); the full results are in ``out_dir``.
     """
     t0 = time.perf_counter()
-    if strength not in STRENGTH_MODES:
-        raise InvalidParameterError(
-            f"Unknown strength mode {strength!r}; expected one of {STRENGTH_MODES}."
-        )
+    # Everything that can be checked without the model is checked before it loads.
+    checked = check_eval_options(
+        strength=strength,
+        grid=grid,
+        kl_budget=kl_budget,
+        max_ppl_ratio=max_ppl_ratio,
+        seed=seed,
+        n_boot=n_boot,
+        layer=layer,
+    )
+    grid, kl_budget, max_ppl_ratio = checked["grid"], checked["kl_budget"], checked["max_ppl_ratio"]
     names = parse_methods(methods)
-    if model is None:
-        from lens_odesteer.models.loading import load_model
-
-        model = load_model()
     task_obj = (
         task
         if isinstance(task, Task)
         else make_task(task, quick=quick, seed=seed, **(task_kwargs or {}))
     )
+    if model is None:
+        from lens_odesteer.models.loading import load_model
+
+        model = load_model()
     n_layers = model_n_layers(model)
     layer = n_layers // 2 if layer is None else layer
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
@@ -225,16 +363,14 @@ def evaluate(
     hook = resid_post(layer)
     if grid is None:
         grid = task_obj.default_grid[:2] if quick else task_obj.default_grid
-    grid = tuple(float(g) for g in grid)
-    if not grid or any(g <= 0 for g in grid):
-        raise InvalidParameterError(f"`grid` must hold positive fractions; got {grid!r}.")
+    fractions: tuple[float, ...] = check_eval_options(grid=grid)["grid"]
     cfg = EvalConfig(
         task=task_obj.name,
         methods=names,
         layer=layer,
         hook=hook,
         strength=strength,
-        grid=grid,
+        grid=fractions,
         kl_budget=kl_budget,
         max_ppl_ratio=max_ppl_ratio,
         quick=quick,
@@ -252,7 +388,11 @@ def evaluate(
         "library_version": __version__,
     }
     out = Path(out_dir) if out_dir is not None else None
-    store = PartStore(out, fingerprint, fresh=fresh) if out is not None else None
+    store = (
+        PartStore(out, fingerprint, fresh=fresh, log=lambda line: _say(line, t0))
+        if out is not None
+        else None
+    )
     splits = task_obj.splits()
     parts: list[pd.DataFrame] = []
     timings: dict[str, float] = {}
@@ -265,9 +405,9 @@ def evaluate(
             t0,
         )
         cache = None if out is None else out / "cache"
-        pos = _acts(model, split.pos_texts, hook, cache and cache / f"{split.name}-pos.pt")
-        neg = _acts(model, split.neg_texts, hook, cache and cache / f"{split.name}-neg.pt")
-        ref = _acts(model, split.ref_prompts, hook, cache and cache / f"{split.name}-ref.pt")
+        pos = _acts(model, split.pos_texts, hook, cache and cache / f"{split.name}-pos.pt", store)
+        neg = _acts(model, split.neg_texts, hook, cache and cache / f"{split.name}-neg.pt", store)
+        ref = _acts(model, split.ref_prompts, hook, cache and cache / f"{split.name}-ref.pt", store)
         norm = float(ref.norm(dim=-1).mean())
         none_val: pd.DataFrame | None = None
         for method in names:
@@ -332,6 +472,7 @@ def evaluate(
                 "wall_s": time.perf_counter() - t0,
                 "parts_computed": store.n_computed if store else None,
                 "parts_reused": store.n_reused if store else None,
+                "recomputed_damaged": store.damaged if store else None,
                 "summary": summary.to_dict(orient="records"),
                 "paired": paired.to_dict(orient="records"),
             },
@@ -434,6 +575,7 @@ def _run_method(
             provenance,
             cfg.seed,
             groups,
+            store,
         )
         if task.bidirectional:
             reverse, _ = _fit(
@@ -444,6 +586,7 @@ def _run_method(
                 provenance,
                 cfg.seed,
                 None if groups is None else (groups[1], groups[0]),
+                store,
             )
     fit_s = time.perf_counter() - t_fit
     if steerer is None:
@@ -453,8 +596,10 @@ def _run_method(
 
     def run(phase: str, T: float, index: int, units: list[Any]) -> pd.DataFrame:
         key = f"{split.name}|{method}|{phase}|{index}|{T:.6g}"
-        if store is not None and store.has(key):
-            return store.get(key)
+        if store is not None:
+            stored = store.reuse(key)  # None when missing or not proven whole
+            if stored is not None:
+                return stored
         t = time.perf_counter()
         plan = None if steerer is None else SteeringPlan({hook: steerer}, T=T)
         rev = None if reverse is None else SteeringPlan({hook: reverse}, T=T)
@@ -496,7 +641,10 @@ def _run_method(
         if cal is not None:
             provenance["calibration"] = cal
         provenance["fit_facts"] = fit_facts
-        steerer.save(steer_dir / f"{split.name}-{method}-chosen.safetensors", provenance=provenance)
+        steerer.save(
+            steer_dir / f"{split.name}-{method}-chosen.safetensors",
+            provenance=_plain_json(provenance),
+        )
     info: dict[str, Any] = {
         "T": T,
         "candidates": ts,

@@ -2,23 +2,35 @@
 
 Every finished piece of work (one method at one strength on one split) is written as its own
 CSV file under ``<out>/parts/`` through a temporary file and ``os.replace``, so a crash or a
-Ctrl-C never leaves a half-written file: a part either exists complete or not at all. A rerun
-with the same output folder and configuration reads the finished parts and computes only the
-missing ones.
+Ctrl-C never leaves a half-written file. Renaming is not proof enough: a file can still be cut
+short later (a full disk, a copy interrupted, an editor), so each stored file is *sealed*. After
+the file is in place, a small JSON sidecar ``<file>.seal`` records its size, its sha256, its row
+count and the configuration it belongs to, written atomically too. A rerun with the same output
+folder reuses a file only when its seal matches it byte for byte; anything else (no seal, another
+size or hash, another configuration, a seal that is itself damaged) is recomputed, and a line
+says which file and why. The same seals cover the activation caches and the fitted steerers the
+runner keeps beside the parts.
 
 Example:
     >>> import tempfile, pandas as pd
-    >>> store = PartStore(tempfile.mkdtemp())
+    >>> lines = []
+    >>> store = PartStore(tempfile.mkdtemp(), log=lines.append)
     >>> store.has("a"), store.put("a", pd.DataFrame({"x": [1.0]})).x.tolist(), store.has("a")
     (False, [1.0], True)
+    >>> _ = store.path("a").write_text("x\\n")  # cut short after it was written
+    >>> store.reuse("a") is None, lines[0].endswith("was written with 6; recomputing it")
+    (True, True)
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +43,14 @@ __all__ = ["PartStore", "atomic_write_text", "read_json", "write_csv", "write_js
 
 #: Columns that always hold text, never converted to numbers when a part is read back.
 TEXT_COLUMNS = frozenset({"prompt", "continuation", "split", "method", "phase"})
+#: Suffix of the sidecar that proves a stored file is whole.
+SEAL_SUFFIX = ".seal"
+#: Version of the seal format (a seal of another version is not trusted).
+SEAL_VERSION = 1
+#: Folders of the output folder whose files are sealed (``fresh`` forgets their seals).
+SEALED_FOLDERS = ("parts", "cache", "steerers")
+#: Names of the temporary files atomic writes use (``.<name>.<8 hex>.tmp``).
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
@@ -43,8 +63,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     try:
         return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{str(p)!r} is not valid JSON ({exc.msg}).") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise FileFormatError(f"{str(p)!r} is not valid JSON ({exc}).") from None
 
 
 def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> Path:
@@ -58,12 +78,49 @@ def _slug(key: str) -> str:
     return f"{safe}-{digest}"
 
 
+def config_digest(fingerprint: dict[str, Any] | None) -> str:
+    """A short hash of a configuration (canonical JSON); ``""`` for None."""
+    if fingerprint is None:
+        return ""
+    canon = json.dumps(fingerprint, default=str, sort_keys=True)
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def seal_path(path: Path) -> Path:
+    """The sidecar of ``path``."""
+    return path.with_name(path.name + SEAL_SUFFIX)
+
+
+def _frame_from_csv(data: bytes) -> pd.DataFrame:
+    """Parse a stored part: text columns stay text (``""`` is an empty string), numeric columns
+    come back as numbers with ``""`` as NaN."""
+    frame = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+    for col in frame.columns:
+        if col in TEXT_COLUMNS or pd.api.types.is_numeric_dtype(frame[col]):
+            continue
+        values = frame[col].astype(str)
+        numbers = pd.to_numeric(values.where(values != ""), errors="coerce")
+        if int(numbers.notna().sum()) == int((values != "").sum()):
+            frame[col] = numbers
+    return frame
+
+
 class PartStore:
-    """Finished parts of an evaluation, one atomic CSV per key, under ``<root>/parts``.
+    """Finished parts of an evaluation, one atomic, sealed CSV per key, under ``<root>/parts``.
 
     ``fingerprint`` (a JSON-able config) is stored in ``<root>/parts/fingerprint.json``; a store
     opened with a different fingerprint refuses to mix results and raises
-    :class:`~lens_odesteer.errors.FileFormatError` (use a new folder or ``fresh=True``).
+    :class:`~lens_odesteer.errors.FileFormatError` (use a new folder or ``fresh=True``). A
+    fingerprint file that is itself damaged is rewritten, with a line saying so: every part's seal
+    names its configuration, so parts of another one are never reused.
+
+    Args:
+        root: the output folder.
+        fingerprint: the configuration the results belong to.
+        fresh: discard the stored parts and every seal under ``root`` (caches and steerers are
+            then recomputed too).
+        log: called with one line for each file that is recomputed because it is damaged
+            (default: a ``UserWarning``).
     """
 
     def __init__(
@@ -72,60 +129,203 @@ class PartStore:
         fingerprint: dict[str, Any] | None = None,
         *,
         fresh: bool = False,
+        log: Callable[[str], None] | None = None,
     ) -> None:
-        self.root = Path(root) / "parts"
+        self.base = Path(root)
+        self.root = self.base / "parts"
         self.root.mkdir(parents=True, exist_ok=True)
+        self._log = log
+        self.digest = config_digest(fingerprint)
+        self.damaged: list[str] = []
+        self._sweep_temporaries()
         stamp = self.root / "fingerprint.json"
         if fresh:
             for old in self.root.glob("*.csv"):
                 old.unlink()
+            for folder in SEALED_FOLDERS:
+                for old in (self.base / folder).glob(f"*{SEAL_SUFFIX}"):
+                    old.unlink()
             stamp.unlink(missing_ok=True)
         if fingerprint is not None:
             canon = json.loads(json.dumps(fingerprint, default=str, sort_keys=True))
-            if stamp.exists():
-                previous = read_json(stamp)
-                if previous != canon:
-                    changed = sorted(
-                        k for k in set(previous) | set(canon) if previous.get(k) != canon.get(k)
-                    )
-                    raise FileFormatError(
-                        f"{str(self.root.parent)!r} holds partial results of another "
-                        f"configuration (differs in {changed}). Use another --out folder, or "
-                        "pass fresh=True (--fresh) to discard them."
-                    )
-            else:
+            previous = self._read_stamp(stamp)
+            if previous is None:
                 write_json(stamp, canon)
+            elif previous != canon:
+                changed = sorted(
+                    k for k in set(previous) | set(canon) if previous.get(k) != canon.get(k)
+                )
+                raise FileFormatError(
+                    f"{str(self.base)!r} holds partial results of another "
+                    f"configuration (differs in {changed}). Use another --out folder, or "
+                    "pass fresh=True (--fresh) to discard them."
+                )
         self.n_computed = 0
         self.n_reused = 0
 
+    def _sweep_temporaries(self) -> None:
+        """Delete the temporary files a killed run left (they were never renamed into place).
+
+        Only names :func:`~lens_odesteer._atomic.atomic_path` makes are touched, in the output
+        folder and its sealed folders. One evaluation writes to a folder at a time.
+        """
+        left = [
+            p
+            for folder in (self.base, *(self.base / f for f in SEALED_FOLDERS))
+            if folder.is_dir()
+            for p in folder.iterdir()
+            if _TEMPORARY.match(p.name) and p.is_file()
+        ]
+        for path in left:
+            path.unlink(missing_ok=True)
+        if left:
+            self.say(
+                f"removed {len(left)} unfinished temporary file(s) an interrupted run left in "
+                f"{str(self.base)!r}; their work is redone"
+            )
+
+    def _read_stamp(self, stamp: Path) -> dict[str, Any] | None:
+        """The stored fingerprint, or None when there is none or it is damaged (said)."""
+        if not stamp.exists():
+            return None
+        try:
+            previous = read_json(stamp)
+        except (FileFormatError, OSError) as exc:
+            self.say(
+                f"{str(stamp)!r} is damaged ({exc}); rewriting it (each part's seal is checked)"
+            )
+            return None
+        if not isinstance(previous, dict):
+            self.say(f"{str(stamp)!r} is not a JSON object; rewriting it")
+            return None
+        return previous
+
+    def say(self, line: str) -> None:
+        """Report one line (a file that is recomputed and why)."""
+        self.damaged.append(line)
+        if self._log is not None:
+            self._log(line)
+        else:
+            warnings.warn(line, UserWarning, stacklevel=3)
+
+    # -- sealed files -------------------------------------------------------------------------
+    def seal(self, path: Path, *, rows: int | None = None, key: str | None = None) -> None:
+        """Record that ``path`` (already in place) is whole: size, sha256, rows, configuration."""
+        data = path.read_bytes()
+        record = {
+            "seal": SEAL_VERSION,
+            "file": path.name,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "rows": rows,
+            "config": self.digest,
+            "key": key,
+        }
+        atomic_write_text(seal_path(path), json.dumps(record) + "\n")
+
+    def unseal(self, path: Path) -> None:
+        """Forget ``path``'s seal (before the file is rewritten)."""
+        seal_path(path).unlink(missing_ok=True)
+
+    def whole(self, path: Path, *, what: str, key: str | None = None) -> bytes | None:
+        """The bytes of ``path`` if its seal proves it whole and of this configuration.
+
+        None when there is nothing to reuse: no file (silently), or a file that is not proven
+        whole (with a line naming ``what`` and the reason; the caller recomputes it).
+        """
+        if not path.exists():
+            return None
+        problem, data = self._check(path, key)
+        if problem is None:
+            return data
+        self.say(f"{what} {str(path)!r} {problem}; recomputing it")
+        return None
+
+    def _check(self, path: Path, key: str | None) -> tuple[str | None, bytes]:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})", b""
+        sidecar = seal_path(path)
+        if not sidecar.exists():
+            return "has no seal (it was not finished, or was written by an older version)", data
+        try:
+            record = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            return "has a damaged seal", data
+        if not isinstance(record, dict) or record.get("seal") != SEAL_VERSION:
+            return "has a seal this version does not read", data
+        if record.get("config") != self.digest:
+            return "belongs to another configuration", data
+        if key is not None and record.get("key") != key:
+            return f"is sealed as {record.get('key')!r}, not {key!r}", data
+        if record.get("bytes") != len(data):
+            return f"is {len(data)} bytes but was written with {record.get('bytes')}", data
+        if record.get("sha256") != hashlib.sha256(data).hexdigest():
+            return "does not match the sha256 it was written with", data
+        return None, data
+
+    def rows_of(self, path: Path) -> int | None:
+        """The row count recorded in ``path``'s seal (None when not recorded)."""
+        try:
+            rows = json.loads(seal_path(path).read_text(encoding="utf-8")).get("rows")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return rows if isinstance(rows, int) and not isinstance(rows, bool) else None
+
+    # -- parts --------------------------------------------------------------------------------
     def path(self, key: str) -> Path:
         """The file of ``key``."""
         return self.root / f"{_slug(key)}.csv"
 
     def has(self, key: str) -> bool:
-        """True when ``key`` has been finished and stored."""
-        return self.path(key).exists()
+        """True when ``key`` has been finished, stored and is still whole."""
+        path = self.path(key)
+        return path.exists() and self._check(path, key)[0] is None
+
+    def reuse(self, key: str) -> pd.DataFrame | None:
+        """The stored part of ``key`` if it is whole, else None (a line says why)."""
+        path = self.path(key)
+        data = self.whole(path, what=f"part {key!r}", key=key)
+        if data is None:
+            return None
+        try:
+            frame = _frame_from_csv(data)
+        except Exception as exc:  # sealed but unreadable: written by a broken writer
+            self.say(f"part {key!r} {str(path)!r} cannot be parsed ({exc}); recomputing it")
+            return None
+        rows = self.rows_of(path)
+        if rows is not None and len(frame) != rows:
+            self.say(
+                f"part {key!r} {str(path)!r} has {len(frame)} rows but was written with {rows}; "
+                "recomputing it"
+            )
+            return None
+        self.n_reused += 1
+        return frame
 
     def get(self, key: str) -> pd.DataFrame:
-        """Read a stored part: text columns stay text (``""`` is an empty string), numeric
-        columns come back as numbers with ``""`` as NaN."""
-        self.n_reused += 1
-        frame = pd.read_csv(self.path(key), keep_default_na=False)
-        for col in frame.columns:
-            if col in TEXT_COLUMNS or pd.api.types.is_numeric_dtype(frame[col]):
-                continue
-            values = frame[col].astype(str)
-            numbers = pd.to_numeric(values.where(values != ""), errors="coerce")
-            if int(numbers.notna().sum()) == int((values != "").sum()):
-                frame[col] = numbers
+        """Read a stored part (see :meth:`reuse`).
+
+        Raises:
+            FileFormatError: the part is missing or not proven whole.
+        """
+        frame = self.reuse(key)
+        if frame is None:
+            raise FileFormatError(
+                f"Part {key!r} is missing or damaged in {str(self.root)!r}; recompute it."
+            )
         return frame
 
     def put(self, key: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Store a finished part atomically and return it."""
-        write_csv(self.path(key), frame)
+        """Store a finished part atomically, seal it, and return it."""
+        path = self.path(key)
+        self.unseal(path)
+        write_csv(path, frame)
+        self.seal(path, rows=len(frame), key=key)
         self.n_computed += 1
         return frame
 
     def keys_on_disk(self) -> int:
-        """Number of stored parts."""
+        """Number of stored parts (whole or not)."""
         return sum(1 for _ in self.root.glob("*.csv"))

@@ -15,7 +15,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from lens_odesteer._distances import median_pairwise_distance
-from lens_odesteer._validation import check_finite_float, check_positive_int
+from lens_odesteer._validation import check_finite_float, check_positive_int, check_seed
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.features.base import AbstractFeatureMap
 
@@ -72,7 +72,7 @@ class RandomFourierFeatures(AbstractFeatureMap):
     def fit(self, acts: Float[Tensor, "n_samples d_model"]) -> RandomFourierFeatures:
         """Choose ``sigma`` and draw ``W`` and ``b`` from ``seed``."""
         check_positive_int(self.n_components, "n_components")
-        check_positive_int(self.seed, "seed", minimum=0)
+        check_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         x = self._prepare(acts)
         if isinstance(self.bandwidth, str):

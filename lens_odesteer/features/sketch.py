@@ -21,7 +21,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from lens_odesteer._validation import check_finite_float, check_positive_int
+from lens_odesteer._validation import check_finite_float, check_positive_int, check_seed
 from lens_odesteer.features.base import AbstractFeatureMap
 
 #: Rows per block in ``transform`` and ``dot_and_grad`` (see :func:`_block_rows`).
@@ -100,7 +100,7 @@ class PolynomialSketch(AbstractFeatureMap):
         check_positive_int(self.degree, "degree")
         check_finite_float(self.gamma, "gamma", minimum=0.0, strict=True)
         check_finite_float(self.coef0, "coef0", minimum=0.0)
-        check_positive_int(self.seed, "seed", minimum=0)
+        check_seed(self.seed)
         d = int(acts.shape[-1])
         gen = torch.Generator().manual_seed(self.seed)
         self.hashes_: Int[Tensor, "degree d_plus_1"] = torch.randint(

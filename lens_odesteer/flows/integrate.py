@@ -77,7 +77,8 @@ def integrate(
         InvalidParameterError: an unknown solver, ``steps`` that does not fit the solver
             (an int for an adaptive solver or a controller for a fixed-step one), or a
             ``save`` the solver cannot honour.
-        IntegrationError: the adaptive solver ran out of ``max_steps`` on a row.
+        IntegrationError: the adaptive solver ran out of ``max_steps`` on a row. (A row of
+            ``y0`` holding NaN or inf is not integrated: it keeps its values.)
 
     Example:
         >>> import torch
@@ -256,7 +257,9 @@ def _integrate_adaptive(
     t = torch.zeros(batch, dtype=torch.float64, device=y0.device)
     dt = torch.full((batch,), T / control.initial_steps, dtype=torch.float64, device=y0.device)
     next_save = torch.ones(batch, dtype=torch.long, device=y0.device)
-    done = torch.zeros(batch, dtype=torch.bool, device=y0.device)
+    # A row that starts non-finite can never pass the error test; it would use up max_steps and
+    # fail the whole batch. It stays as it is (every save slot already holds y0).
+    done = ~torch.isfinite(y0).all(-1)
     ts_dev = ts.to(y0.device)
     n_evals = n_rows = n_rejected = 0
     steps_taken = torch.zeros(batch, dtype=torch.long, device=y0.device)

@@ -64,6 +64,7 @@ def build_hooks(model: HookedModel, plan: SteeringPlan) -> list[tuple[str, Steer
             compute_dtype=plan.compute_dtype,
             record=plan.record,
             attention_mask=plan.attention_mask,
+            on_provenance_mismatch="ignore",  # checked above, before anything was built
         )
         hook.strength = iv.strength
         hook.records = records  # one list for the whole plan, in call order

@@ -11,6 +11,7 @@ a new tensor; positions out of scope come back bitwise identical and ``acts`` is
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +23,12 @@ from torch import Tensor
 from lens_odesteer.errors import (
     InvalidActivationsError,
     InvalidParameterError,
+    ProvenanceError,
     ShapeMismatchError,
     SteeringConflictError,
 )
 from lens_odesteer.hooks import _model
+from lens_odesteer.hooks.provenance import OnMismatch, check_provenance, hook_mismatches
 from lens_odesteer.hooks.scope import (
     ParsedScope,
     PromptLayout,
@@ -81,6 +84,13 @@ class SteeringHook:
         record: keep, per call, the barrier before and after steering in :attr:`records`.
         attention_mask: a fixed ``[batch, pos]`` 0/1 mask, for activations fed to the hook
             directly (not needed for model inputs: the hook reads those).
+        on_provenance_mismatch: a steerer loaded from a file records the model and hook it was
+            fitted on; ``"warn"`` (default), ``"raise"`` (:class:`ProvenanceError`) or
+            ``"ignore"`` when this model or hook point differs. The model is compared here,
+            the layer and hook site at the first call at each hook point.
+
+    Rows whose activations are already NaN or inf (an upstream overflow) are passed through
+    unchanged with a warning; the other rows are steered as usual.
 
     Attributes:
         records: one dict per call when ``record=True`` (see
@@ -108,6 +118,7 @@ class SteeringHook:
         compute_dtype: torch.dtype | None = None,
         record: bool = False,
         attention_mask: Tensor | None = None,
+        on_provenance_mismatch: OnMismatch = "warn",
     ) -> None:
         if isinstance(model, AbstractSteerer):
             raise InvalidParameterError(
@@ -125,6 +136,14 @@ class SteeringHook:
                 f"{type(steerer).__name__}."
             )
         steerer._check_is_fitted()
+        # The recorded model facts are compared now; the layer and hook site at the first call
+        # (a bare hook learns its hook point's name only then).
+        check_provenance(steerer, model, None, on_provenance_mismatch, stacklevel=3)
+        self._provenance = (
+            None
+            if on_provenance_mismatch == "ignore" or not getattr(steerer, "provenance_", None)
+            else (weakref.ref(model), on_provenance_mismatch, set[str]())
+        )
         self.T = resolve_T(steerer, strength, T)
         self.strength = None if strength is None else float(strength)
         n_ctx = _model.n_ctx(model)
@@ -262,12 +281,29 @@ class SteeringHook:
             flat = acts[:, start:stop].reshape(-1, d)
         else:
             flat = acts[sel]
+        if self._provenance is not None and name:
+            self._check_hook_provenance(name)
         src = flat.to(self.compute_dtype)
-        out = self.steerer._steer(src, self.T)
+        good = torch.isfinite(src).all(-1)
+        if bool(good.all()):
+            out = self.steerer._steer(src, self.T)
+        else:
+            # NaN/inf from upstream: steering such a row cannot help, and an adaptive solve of
+            # it would burn its step budget; pass it through and steer the others.
+            warnings.warn(
+                f"The steering hook at {name!r} got {int((~good).sum())} of {len(good)} row(s) "
+                "with NaN or inf activations (an overflow before this hook, e.g. in float16); "
+                "they are passed through unsteered. Run the model in bfloat16 or float32.",
+                UserWarning,
+                stacklevel=2,
+            )
+            out = src.clone()
+            if bool(good.any()):
+                out[good] = self.steerer._steer(src[good], self.T)
         if self.record:
             self._record(name, call, sel, offset, batch, src, out, layout)
         out = out.to(acts.dtype)
-        if acts.dtype == torch.float16 and not bool(torch.isfinite(out).all()):
+        if acts.dtype == torch.float16 and not bool(torch.isfinite(out[good]).all()):
             # float16's range (65504) is small enough for steering to leave it; inf would poison
             # every later layer, so stop here (the check costs nothing for other dtypes).
             raise InvalidActivationsError(
@@ -281,6 +317,27 @@ class SteeringHook:
         if start == 0 and stop == seq:
             return out
         return torch.cat([acts[:, :start], out, acts[:, stop:]], dim=1)
+
+    def _check_hook_provenance(self, name: str) -> None:
+        """Compare the recorded layer and hook site with ``name`` (once per hook point)."""
+        assert self._provenance is not None
+        model_ref, policy, checked = self._provenance
+        model = model_ref()
+        if name in checked or model is None:
+            return
+        checked.add(name)
+        diffs = hook_mismatches(self.steerer.provenance_, model, name)  # type: ignore[attr-defined]
+        if not diffs:
+            return
+        listed = "; ".join(f"{k}: fitted on {a!r}, now {b!r}" for k, (a, b) in diffs.items())
+        msg = (
+            f"The {type(self.steerer).__name__} steering {name!r} was fitted at another hook "
+            f"point ({listed}). Refit it on activations from this hook, or pass "
+            "on_provenance_mismatch='ignore' if the difference is intended."
+        )
+        if policy == "raise":
+            raise ProvenanceError(msg)
+        warnings.warn(msg, UserWarning, stacklevel=3)
 
     def _record(
         self,

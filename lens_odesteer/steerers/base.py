@@ -117,6 +117,7 @@ class AbstractSteerer(Component):
         norms = torch.cat([pos.norm(dim=-1), neg.norm(dim=-1)])
         self.act_norm_ = float(norms.mean())
         self.speed_ = float(self._velocity(neg).norm(dim=-1).mean())
+        _check_fit_finite(self, pos, neg)
         return self
 
     def _params_changed(self, names: Iterable[str]) -> None:
@@ -351,3 +352,17 @@ def straight_trajectory(
     ys[0] = acts
     ys[-1] = end
     return Trajectory(ts, ys, None, 1, int(acts.shape[0]))
+
+
+def _check_fit_finite(steerer: AbstractSteerer, pos: Tensor, neg: Tensor) -> None:
+    """Refuse a fit whose state overflowed (it could be neither used nor saved)."""
+    bad = steerer._nonfinite_fitted()
+    if bad is None:
+        return
+    largest = float(torch.cat([pos, neg]).abs().max())
+    steerer._clear_fitted()
+    raise InvalidActivationsError(
+        f"Fitting {steerer.name} overflowed {pos.dtype}: its fitted `{bad}` holds NaN or inf "
+        f"(the largest |activation| is {largest:.3g}). Rescale the activations, or fit on "
+        "float64 tensors."
+    )

@@ -13,7 +13,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from lens_odesteer._validation import check_choice, check_positive_int
+from lens_odesteer._validation import check_choice, check_seed
 from lens_odesteer.barriers.kernel import LinearBarrier
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.steerers.base import AbstractSteerer, _OneStepSteerer
@@ -181,7 +181,7 @@ class RepE(_ConstantFieldSteerer):
         self, pos: Float[Tensor, "n_pos d_model"], neg: Float[Tensor, "n_neg d_model"]
     ) -> None:
         pairing = check_choice(self.pairing, "pairing", ("auto", "index", "random"))
-        check_positive_int(self.seed, "seed", minimum=0)
+        check_seed(self.seed)
         n_p, n_n = pos.shape[0], neg.shape[0]
         if pairing == "auto":
             pairing = "index" if n_p == n_n else "random"

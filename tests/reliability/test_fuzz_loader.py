@@ -28,12 +28,17 @@ from lens_odesteer.errors import FileFormatError
 from lens_odesteer.steerers import AbstractSteerer
 
 D = 6
-DEFAULT_CASES = 300
-SLOW_CASES = 3000
-DEFAULT_CASES_PER_FAMILY = 60  # x 7 families = 420 cases
-SLOW_CASES_PER_FAMILY = 500  # x 7 families = 3500 cases
+DEFAULT_CASES = 480
+SLOW_CASES = 4000
+DEFAULT_CASES_PER_FAMILY = 60  # x 8 families = 480 cases
+SLOW_CASES_PER_FAMILY = 500  # x 8 families = 4000 cases
 COUNTS: dict[str, int] = {}
 SLOW_COUNTS: dict[str, int] = {}
+#: Outcomes per family: "refused" (a LensOdesteerError) or "handled" (loaded, steers finite).
+OUTCOMES: dict[str, int] = {}
+#: A load must answer within this many seconds, whatever the header asks for.
+MAX_LOAD_S = 10.0
+LEGACY_V1 = Path(__file__).resolve().parents[1] / "data" / "legacy_v0.1.0"
 
 BASE_STEERERS: dict[str, Callable[[], AbstractSteerer]] = {
     "ODESteer": lambda: lo.ODESteer(lo.sketch_barrier(n_components=64)),
@@ -324,6 +329,42 @@ def mutate_tensor_data(rng: random.Random, data: bytes) -> tuple[str, bytes]:
     return f"tensor-data {name}[{i}] = {value!r}", join_file(header, bytes(buf))
 
 
+#: Values outside the bounds a save obeys (or of the wrong type), per header key.
+BOUND_VALUES: dict[str, list[Any]] = {
+    "steps": [10**8, 100_001, 0, -3, 2.5, "10", True],
+    "n_steps": [10**8, 100_001, 0, "10"],
+    "max_steps": [10**9, 0],
+    "initial_steps": [10**7, 0],
+    "n_components": [10**9, 1e9, 0, -1, "lots"],
+    "degree": [1000, 0],
+    "hidden": [10**7, 0],
+    "max_iter": [10**9, 0],
+    "d_model_": [2 * 10**8, 2e8, 0, "6"],
+    "d_model": [2 * 10**8, 0, 6.5],
+    "n_pos_": ["lots", 0, 2.5, None],
+    "n_neg_": ["lots", -1],
+    "n_iter_": [-1, "x"],
+    "normalize": ["no", 1, None],
+    "converged_": ["yes", 2],
+    "seed": [2**70, -1, "0"],
+    "dtype_": [{"dtype": "complex64"}, {"dtype": "int64"}, {"dtype": "bool"}],
+    "dtype": ["complex64", "int32", "float8_e4m3fn"],
+    "act_norm_": [-1.0, "big"],
+}
+
+
+def mutate_bounds(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    """Set one header value the loader must refuse before any work (sizes, counts, types)."""
+    header, body = split_file(data)
+    lo_header = json.loads(header["__metadata__"]["lens_odesteer"])
+    paths = [p for p, _ in leaves(lo_header) if p and p[-1] in BOUND_VALUES]
+    path = rng.choice(paths)
+    new = rng.choice(BOUND_VALUES[path[-1]])
+    set_at(lo_header, path, new)
+    header["__metadata__"]["lens_odesteer"] = json.dumps(lo_header)
+    return f"bounds {path} -> {new!r}", join_file(header, body)
+
+
 FAMILIES: dict[str, Callable[[random.Random, bytes], tuple[str, bytes]]] = {
     "truncate": mutate_truncate,
     "flip_anywhere": lambda rng, data: mutate_bytes(rng, data, targeted=False),
@@ -332,40 +373,61 @@ FAMILIES: dict[str, Callable[[random.Random, bytes], tuple[str, bytes]]] = {
     "header_types": lambda rng, data: mutate_lo_header(rng, data, HEADER_KINDS_TYPES),
     "tensor_table": mutate_tensor_table,
     "tensor_data": mutate_tensor_data,
+    "header_bounds": mutate_bounds,
 }
+#: Families whose every case must be refused (not merely handled).
+MUST_REFUSE = frozenset({"header_bounds"})
 
 
 def make_case(rng: random.Random, base: dict[str, bytes], family: str) -> tuple[str, bytes]:
+    if family in MUST_REFUSE:  # also the schema-1 files, whose headers are migrated
+        base = {**base, **{f"v1-{p.stem}": p.read_bytes() for p in _legacy_files()}}
     name = rng.choice(sorted(base))
     desc, out = FAMILIES[family](rng, base[name])
     return f"[{name}] {family}: {desc}", out
 
 
+def _legacy_files() -> list[Path]:
+    return sorted(p for p in LEGACY_V1.glob("*.safetensors") if p.stem != "outputs")
+
+
 # -- the oracle ---------------------------------------------------------------------------------
 def check_file(path: Path) -> str | None:
     """Return None if the file is handled acceptably, else a description of the failure."""
+    return classify(path)[1]
+
+
+def classify(path: Path) -> tuple[str, str | None]:
+    """``(outcome, failure)``: outcome "refused" or "handled"; failure None when acceptable."""
+    t0 = time.perf_counter()
     try:
         steerer = lo.load_steerer(path)
     except lo.LensOdesteerError:
-        return None
+        took = time.perf_counter() - t0
+        return "refused", None if took < MAX_LOAD_S else f"refusing took {took:.1f} s"
     except Exception as exc:
-        return f"load_steerer raised {type(exc).__module__}.{type(exc).__qualname__}: {exc}"[:400]
-    x = torch.randn(3, D, generator=torch.Generator().manual_seed(1))
+        return "failed", (
+            f"load_steerer raised {type(exc).__module__}.{type(exc).__qualname__}: {exc}"[:400]
+        )
+    took = time.perf_counter() - t0
+    if took > MAX_LOAD_S:
+        return "failed", f"loading took {took:.1f} s"
+    x = torch.randn(3, steerer.d_model_, generator=torch.Generator().manual_seed(1))
     try:
         out = steerer.steer(x, 0.5)
     except lo.LensOdesteerError:
-        return None
+        return "refused", None
     except Exception as exc:
-        return (
+        return "failed", (
             f"loaded {type(steerer).__name__}, steer raised "
             f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
         )[:400]
-    if not isinstance(out, torch.Tensor) or out.shape != (3, D):
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
         shape = getattr(out, "shape", "")
-        return f"loaded {type(steerer).__name__}, steer returned {type(out)} {shape}"
+        return "failed", f"loaded {type(steerer).__name__}, steer returned {type(out)} {shape}"
     if not bool(torch.isfinite(out).all()):
-        return f"loaded {type(steerer).__name__}, steer returned non-finite values"
-    return None
+        return "failed", f"loaded {type(steerer).__name__}, steer returned non-finite values"
+    return "handled", None
 
 
 def run_fuzz(
@@ -385,11 +447,15 @@ def run_fuzz(
         path = folder / f"case{i}.safetensors"
         path.write_bytes(data)
         try:
-            problem = check_file(path)
+            outcome, problem = classify(path)
         finally:
             path.unlink()
+        if problem is None and outcome != "refused" and families[0] in MUST_REFUSE:
+            problem = "loaded, but a save would refuse this header"
         count += 1
         counts[families[0]] = counts.get(families[0], 0) + 1
+        key = f"{families[0]}:{outcome}"
+        OUTCOMES[key] = OUTCOMES.get(key, 0) + 1
         if problem is not None:
             failures.append(f"case {i}: {desc}\n    -> {problem}")
     elapsed = time.perf_counter() - start
@@ -500,7 +566,7 @@ def test_fuzz_case_count_default() -> None:
     if not COUNTS:
         pytest.skip("the default fuzz tests did not run in this session")
     total = sum(COUNTS.values())
-    print(f"\nfuzz_loader default total: {total} cases {dict(COUNTS)}")
+    print(f"\nfuzz_loader default total: {total} cases {dict(COUNTS)}; outcomes {OUTCOMES}")
     assert total >= DEFAULT_CASES
 
 
@@ -509,7 +575,7 @@ def test_fuzz_case_count_slow() -> None:
     if not SLOW_COUNTS:
         pytest.skip("the slow fuzz tests did not run in this session")
     total = sum(SLOW_COUNTS.values())
-    print(f"\nfuzz_loader slow total: {total} cases {dict(SLOW_COUNTS)}")
+    print(f"\nfuzz_loader slow total: {total} cases {dict(SLOW_COUNTS)}; outcomes {OUTCOMES}")
     assert total >= SLOW_CASES
 
 

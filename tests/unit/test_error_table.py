@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import json
 import re
+import struct
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jaxtyping
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
 
 import lens_odesteer as lo
+from lens_odesteer.datasets import load_pairs
 from lens_odesteer.errors import (
     FileFormatError,
     HookNameError,
     InvalidActivationsError,
     InvalidParameterError,
     NotFittedError,
+    ParameterTypeError,
+    ProvenanceError,
     ShapeMismatchError,
 )
+from lens_odesteer.evaluation import evaluate
 from lens_odesteer.evaluation.methods import make_steerer, parse_methods
+from lens_odesteer.evaluation.runner import _cached_acts
+from lens_odesteer.evaluation.store import PartStore
 from lens_odesteer.evaluation.tasks import make_task
+from lens_odesteer.flows import AdaptiveSteps, Dopri5
 from lens_odesteer.steerers import AbstractSteerer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ERRORS.md"
@@ -37,6 +51,9 @@ class Case:
     run: Callable[[Path], object]
     error: type[BaseException] | None = None
     match: str = ""
+    #: Run without the test-time runtime type checker (jaxtyping + beartype), as users do: for
+    #: inputs the annotations exclude on purpose (a path as bytes, a NumPy scalar ``T``).
+    untyped: bool = False
 
 
 def _ode(seed: int = 0, **kw) -> lo.ODESteer:
@@ -158,6 +175,209 @@ def _position(_: Path) -> object:
     with lo.steering(_tiny_model(), {"blocks.1.hook_resid_post": steerer}, T=1.0, scope=[10_000]):
         pass
     return None
+
+
+LEGACY = Path(__file__).resolve().parents[1] / "data" / "legacy_v0.1.0"
+
+
+# -- saving what cannot be loaded -----------------------------------------------------------------
+def _save_refused(tmp: Path, provenance: object) -> object:
+    """A save that must be refused and leave the good file there untouched."""
+    caa = lo.CAA().fit(POS, NEG)
+    good = caa.save(tmp / "caa")
+    before = good.read_bytes()
+    try:
+        return caa.save(tmp / "caa", provenance=provenance)  # type: ignore[arg-type]
+    finally:
+        assert good.read_bytes() == before and lo.load_steerer(good).is_fitted
+
+
+def _circular(tmp: Path) -> object:
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    return _save_refused(tmp, loop)
+
+
+def _suffix(tmp: Path) -> None:
+    lo.CAA().fit(POS, NEG).save(tmp / "adir")
+    assert lo.load_steerer(tmp / "adir").is_fitted  # what save("adir") wrote
+
+
+# -- untrusted files: refused before any work -----------------------------------------------------
+def _edited(tmp: Path, edit: Callable[[dict[str, Any]], None], src: Path | None = None) -> Path:
+    """A steerer file whose JSON header was edited by hand."""
+    path = src or _ode(steps=4).fit(POS, NEG).save(tmp / "ode")
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    table = json.loads(raw[8 : 8 + n])
+    header = json.loads(table["__metadata__"]["lens_odesteer"])
+    edit(header)
+    table["__metadata__"]["lens_odesteer"] = json.dumps(header)
+    new = json.dumps(table).encode()
+    new += b" " * (-len(new) % 8)
+    out = tmp / "edited.safetensors"
+    out.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
+    return out
+
+
+def _set(*path: Any, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(header: dict[str, Any]) -> None:
+        node = header
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
+
+
+def _load_fast(path: Path, seconds: float = 5.0) -> object:
+    t0 = time.perf_counter()
+    try:
+        return lo.load_steerer(path)
+    finally:
+        assert time.perf_counter() - t0 < seconds, "the load did unbounded work"
+
+
+def _huge_steps(tmp: Path) -> object:
+    return _load_fast(_edited(tmp, _set("component", "params", "steps", value=10**8)))
+
+
+def _huge_width(tmp: Path) -> object:
+    edit = _set("component", "fitted", "scalars", "d_model_", value=200_000_000)
+    return _load_fast(_edited(tmp, edit))
+
+
+def _bad_types(tmp: Path) -> object:
+    for path, value in (
+        (("component", "fitted", "scalars", "dtype_"), {"dtype": "complex64"}),
+        (("dtype",), "complex64"),
+        (("component", "fitted", "scalars", "n_pos_"), "lots"),
+    ):
+        with pytest.raises(FileFormatError):
+            _load_fast(_edited(tmp, _set(*path, value=value)))
+    return _load_fast(_edited(tmp, _set("component", "params", "normalize", value="no")))
+
+
+def _v1_outer(tmp: Path) -> object:
+    edit = _set("component", "params", "n_components", value=10**9)
+    return _load_fast(_edited(tmp, edit, LEGACY / "odesteer_default.safetensors"))
+
+
+def _probe_bounded(tmp: Path) -> None:
+    path = _edited(tmp, _set("component", "params", "steps", value=100_000))
+    assert _load_fast(path, 2.0).steps == 100_000  # type: ignore[attr-defined]
+
+
+# -- provenance -----------------------------------------------------------------------------------
+def _loaded_for_tiny(tmp: Path, provenance: dict[str, Any]) -> AbstractSteerer:
+    steerer = lo.CAA().fit(torch.randn(8, 64) + 1, torch.randn(8, 64))
+    return lo.load_steerer(steerer.save(tmp / "caa", provenance=provenance))
+
+
+def _prov_layer(tmp: Path) -> None:
+    steerer = _loaded_for_tiny(tmp, {"layer": 1})
+    hook = "blocks.0.hook_resid_post"
+    with lo.steering(_tiny_model(), {hook: steerer}, T=1.0, on_provenance_mismatch="raise"):
+        pass
+
+
+def _prov_site(tmp: Path) -> None:
+    steerer = _loaded_for_tiny(tmp, {"hook_name": "blocks.1.hook_resid_post"})
+    hook = "blocks.1.hook_attn_out"
+    with lo.steering(_tiny_model(), {hook: steerer}, T=1.0, on_provenance_mismatch="raise"):
+        pass
+
+
+def _prov_bare(tmp: Path) -> object:
+    model = _tiny_model()
+    steerer = _loaded_for_tiny(tmp, {"layer": 1})
+    hook = lo.SteeringHook(model, steerer, T=1.0, on_provenance_mismatch="raise")
+    return model.run_with_hooks("Hi", fwd_hooks=[("blocks.0.hook_resid_post", hook)])
+
+
+# -- dtypes and non-finite rows -------------------------------------------------------------------
+def _half_steerer(_: Path) -> object:
+    """The FFT sketch has no float16/bfloat16 kernel on the CPU: refused when moved or attached."""
+    wide = _ode().fit(torch.randn(20, 64) + 1, torch.randn(20, 64) - 1)
+    with pytest.raises(InvalidParameterError, match=r"cannot compute in torch\.float16"):
+        lo.SteeringHook(_tiny_model(), wide, T=1.0, compute_dtype=torch.float16)
+    return _ode().fit(POS, NEG).to(dtype=torch.bfloat16)
+
+
+def _nan_row_adaptive(_: Path) -> None:
+    model = _tiny_model()
+    pos, neg = torch.randn(16, 64) + 0.5, torch.randn(16, 64) - 0.5
+    ode = lo.ODESteer(
+        lo.sketch_barrier(n_components=64), solver=Dopri5(), steps=AdaptiveSteps()
+    ).fit(pos, neg)
+    for dtype in (torch.float32, torch.float16):
+        acts = torch.randn(2, 5, 64).to(dtype)
+        acts[0, 2] = float("nan")
+        hook = lo.SteeringHook(model, ode, T=1.0, scope="all")
+        t0 = time.perf_counter()
+        with pytest.warns(UserWarning, match="passed through unsteered"):
+            out = hook(acts)
+        assert time.perf_counter() - t0 < 10.0
+        assert torch.isnan(out[0, 2]).all() and bool(torch.isfinite(out[1]).all())
+        assert not torch.equal(out[1], acts[1]), "the other rows are steered"
+
+
+# -- data files -----------------------------------------------------------------------------------
+def _line_separators(tmp: Path) -> None:
+    rec = {"prompt": "a\u2028b\x85c\u2029", "positive": " yes", "negative": " no"}
+    path = tmp / "p.jsonl"
+    path.write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert load_pairs(path)[0].prompt == rec["prompt"]
+
+
+def _long_field(tmp: Path) -> None:
+    long = "x" * 200_000
+    (tmp / "p.csv").write_text(f"positive,negative\n{long},b\n", encoding="utf-8")
+    assert load_pairs(tmp / "p.csv")[0].positive == long
+
+
+def _duplicate_column(tmp: Path) -> object:
+    (tmp / "p.csv").write_text("positive,negative,positive\na,b,c\n", encoding="utf-8")
+    return load_pairs(tmp / "p.csv")
+
+
+def _deep_json(tmp: Path) -> object:
+    (tmp / "p.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    return load_pairs(tmp / "p.json")
+
+
+# -- evaluation store -----------------------------------------------------------------------------
+def _store_part(tmp: Path) -> None:
+    frame = pd.DataFrame({"unit": range(12), "mc2": np.linspace(0, 1, 12)})
+    for cut in (lambda data: data[: len(data) // 2], lambda data: b""):
+        lines: list[str] = []
+        store = PartStore(tmp / str(len(lines)), {"t": 1}, log=lines.append)
+        store.put("fold0|CAA|test|0|1", frame)
+        path = store.path("fold0|CAA|test|0|1")
+        path.write_bytes(cut(path.read_bytes()))
+        assert store.reuse("fold0|CAA|test|0|1") is None and "recomputing" in lines[-1]
+
+
+def _store_cache(tmp: Path) -> None:
+    lines: list[str] = []
+    store = PartStore(tmp, {"t": 1}, log=lines.append)
+    cache = tmp / "cache" / "fold0-pos.pt"
+    cache.parent.mkdir()
+    torch.save(torch.randn(5, 4), cache)
+    store.seal(cache, rows=5)
+    cache.write_bytes(cache.read_bytes()[:100])
+    assert _cached_acts(store, cache, 5) is None and "recomputing" in lines[-1]
+
+
+def _store_other_config(tmp: Path) -> object:
+    PartStore(tmp, {"t": 1}).put("k", pd.DataFrame({"a": [1]}))
+    return PartStore(tmp, {"t": 2})
+
+
+# -- numbers, seeds, devices, paths ---------------------------------------------------------------
+def _numpy_T(_: Path) -> None:
+    caa = lo.CAA().fit(POS, NEG)
+    assert torch.equal(caa.steer(NEG, np.float32(2)), caa.steer(NEG, 2.0))
 
 
 CASES = [
@@ -296,11 +516,71 @@ CASES = [
     Case("half-precision", _half),
     Case("huge-tiny-zero-norms", _norms),
     Case("deterministic", _deterministic),
-]
+    Case("save-provenance-nan", lambda t: _save_refused(t, {"val_auc": float("nan")}),
+         InvalidParameterError, "finite numbers only"),
+    Case("save-provenance-not-dict", lambda t: _save_refused(t, [1, 2]), ParameterTypeError,
+         "must be a JSON object", untyped=True),
+    Case("save-provenance-object", lambda t: _save_refused(t, {"t": torch.ones(1)}),
+         ParameterTypeError, "not JSON-serialisable"),
+    Case("save-provenance-circular", _circular, InvalidParameterError, "circular reference"),
+    Case("fit-overflow", lambda _: lo.CAA().fit(torch.full((3, 4), 3e38),
+         torch.full((3, 4), -3e38)), InvalidActivationsError, "overflowed torch.float32"),
+    Case("save-suffix", _suffix),
+    Case("path-type", lambda _: lo.load_steerer(b"caa.safetensors"), ParameterTypeError,
+         "got bytes", untyped=True),
+    Case("file-huge-steps", _huge_steps, FileFormatError, r"outside the accepted range"),
+    Case("file-huge-width", _huge_width, FileFormatError, r"d_model_.*expected an int in"),
+    Case("file-bad-types", _bad_types, FileFormatError, "`normalize` of ODESteer is 'no'"),
+    Case("file-v1-sizes", _v1_outer, FileFormatError, "n_components"),
+    Case("file-probe-bounded", _probe_bounded),
+    Case("provenance-layer", _prov_layer, ProvenanceError, "layer: fitted on 1, now 0"),
+    Case("provenance-site", _prov_site, ProvenanceError, "hook_site: fitted on 'hook_resid_post'"),
+    Case("provenance-bare-hook", _prov_bare, ProvenanceError, "layer: fitted on 1, now 0"),
+    Case("half-steerer", _half_steerer, InvalidParameterError, r"compute in torch\.bfloat16"),
+    Case("dtype-integer", lambda _: lo.CAA().fit(POS, NEG).to(dtype=torch.int64),
+         InvalidParameterError, "must be a floating torch dtype"),
+    Case("nan-row-upstream", _nan_row_adaptive),
+    Case("jsonl-line-separators", _line_separators),
+    Case("csv-long-field", _long_field),
+    Case("csv-duplicate-column", _duplicate_column, FileFormatError, "more than once"),
+    Case("json-deep", _deep_json, FileFormatError, "nested too deeply"),
+    Case("store-damaged-part", _store_part),
+    Case("store-damaged-cache", _store_cache),
+    Case("store-other-config", _store_other_config, FileFormatError, "another configuration"),
+    Case("eval-options", lambda _: evaluate("truthfulqa_mc", max_ppl_ratio=float("nan")),
+         InvalidParameterError, "`max_ppl_ratio` must be a finite number >= 1"),
+    Case("eval-grid", lambda _: evaluate("truthfulqa_mc", grid=(0.1, float("inf"))),
+         InvalidParameterError, "`grid` must hold finite fractions"),
+    Case("task-sizes", lambda _: make_task("truthfulqa_mc", quick=True, n_test=-5),
+         InvalidParameterError, "`n_test` must be an int >= 1 or None; got -5"),
+    Case("T-numpy", _numpy_T, untyped=True),
+    Case("T-huge-int", lambda _: lo.CAA().fit(POS, NEG).steer(NEG, 10**400),
+         InvalidParameterError, "beyond the float range", untyped=True),
+    Case("seed-huge", lambda _: lo.ODESteer(lo.sketch_barrier(n_components=64, seed=2**70))
+         .fit(POS, NEG), InvalidParameterError, r"\[0, 2\*\*64 - 1\]"),
+    Case("device-unknown", lambda _: lo.CAA().fit(POS, NEG).to(device="bogus"),
+         InvalidParameterError, "not a device torch knows"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_error_table_case(case: Case, tmp_path: Path) -> None:
+@pytest.fixture
+def untyped(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Turn the runtime type checker off for one case (see ``Case.untyped``)."""
+    was = jaxtyping.config.jaxtyping_disable
+    jaxtyping.config.update("jaxtyping_disable", bool(request.param))
+    try:
+        yield
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", was)
+
+
+@pytest.mark.parametrize(
+    ("case", "untyped"),
+    [(c, c.untyped) for c in CASES],
+    ids=[c.id for c in CASES],
+    indirect=["untyped"],
+)
+def test_error_table_case(case: Case, tmp_path: Path, untyped: None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if case.error is None:

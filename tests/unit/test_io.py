@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 import lens_odesteer as lo
-from lens_odesteer.errors import FileFormatError, NotFittedError
+from lens_odesteer.errors import FileFormatError, InvalidParameterError, NotFittedError
 from lens_odesteer.io import SCHEMA_VERSION, read_header
 
 
@@ -190,3 +190,31 @@ def test_unknown_config_is_never_built(tmp_path) -> None:
     _rewrite_header(path, edit)
     with pytest.raises(FileFormatError, match=r"Unknown config 'os\.system'"):
         lo.load_steerer(path)
+
+
+def test_save_refuses_what_load_would_refuse_and_keeps_the_old_file(tmp_path) -> None:
+    """One set of rules: a parameter beyond the loader's bounds is refused at save time."""
+    steerer = _fitted()
+    path = steerer.save(tmp_path / "s")
+    before = path.read_bytes()
+    steerer.set_params(steps=200_000)  # refit-free: the fitted state is kept
+    with pytest.raises(InvalidParameterError, match=r"`steps` of ODESteer is 200000, outside"):
+        steerer.save(path)
+    assert path.read_bytes() == before and lo.load_steerer(path).steps == 10
+
+
+def test_header_bounds_are_checked_before_tensors_are_read(saved, monkeypatch) -> None:
+    import lens_odesteer.io as lo_io
+
+    def no_tensors(*args, **kwargs):
+        raise AssertionError("tensors were read before the header was checked")
+
+    monkeypatch.setattr(lo_io, "safe_open", no_tensors)
+    _rewrite_header(saved, lambda meta: meta["component"]["params"].update(steps=10**8))
+    with pytest.raises(FileFormatError, match="outside the accepted range"):
+        lo.load_steerer(saved)
+
+
+def test_missing_file_names_the_suffixed_path_too(tmp_path) -> None:
+    with pytest.raises(FileFormatError, match=r"nope\.safetensors.*appends '\.safetensors'"):
+        lo.load_steerer(tmp_path / "nope")

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "_validation": 0,
     "_component": 0,
+    "_file_rules": 0,
     "_atomic": 0,
     "_splits": 0,
     "_distances": 0,

@@ -31,7 +31,7 @@ from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
-__all__ = ["Split", "Task", "data_root", "sample_subset"]
+__all__ = ["Split", "Task", "check_count", "data_root", "sample_subset"]
 
 T_ = TypeVar("T_")
 
@@ -49,6 +49,25 @@ def data_root(path: str | os.PathLike[str] | None = None, *, need: Iterable[str]
     return find_data_dir(path, need=need)
 
 
+def check_count(value: object, name: str, *, minimum: int = 1, optional: bool = False) -> None:
+    """Refuse a task size that is not an int >= ``minimum`` (or None when ``optional``).
+
+    Task constructors call it on every size before ``quick`` replaces any, so a bad value is
+    reported even when ``quick`` would not use it.
+
+    Example:
+        >>> check_count(-5, "n_test", optional=True)
+        Traceback (most recent call last):
+        ...
+        lens_odesteer.errors.InvalidParameterError: `n_test` must be an int >= 1 or None; got -5.
+    """
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = f"an int >= {minimum}" + (" or None" if optional else "")
+        raise InvalidParameterError(f"`{name}` must be {allowed}; got {value!r}.")
+
+
 def sample_subset(items: Sequence[T_], n: int | None, seed: int) -> list[T_]:
     """Up to ``n`` items drawn without replacement with a fixed seed (all, shuffled, if None).
 
@@ -56,6 +75,7 @@ def sample_subset(items: Sequence[T_], n: int | None, seed: int) -> list[T_]:
         >>> sample_subset(list(range(10)), 3, seed=0) == sample_subset(list(range(10)), 3, seed=0)
         True
     """
+    check_count(n, "n", minimum=0, optional=True)
     order = list(items)
     random.Random(seed).shuffle(order)
     return order if n is None else order[:n]

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,10 @@ import pandas as pd
 import torch
 
 from lens_odesteer.activations import prefix_lengths
+from lens_odesteer.datasets._text import json_lines, parse_json, read_text
 from lens_odesteer.errors import FileFormatError, InvalidParameterError
 from lens_odesteer.evaluation.likelihood import next_token_logprobs
-from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
+from lens_odesteer.evaluation.tasks.base import Split, Task, check_count, data_root, sample_subset
 from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
@@ -70,15 +70,18 @@ def load_ab_items(path: str | os.PathLike[str]) -> list[ABItem]:
     p = Path(path)
     if not p.is_file():
         raise FileFormatError(f"A/B file {str(p)!r} not found.")
-    text = p.read_text(encoding="utf-8")
-    try:
-        records = (
-            json.loads(text)
-            if text.lstrip().startswith("[")
-            else [json.loads(line) for line in text.splitlines() if line.strip()]
-        )
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{str(p)!r} is not valid JSON / JSON Lines ({exc.msg}).") from exc
+    text = read_text(p, "a CAA A/B JSON list or advanced-ai-risk JSON Lines file")
+    expected = "a CAA A/B JSON list or advanced-ai-risk JSON Lines file"
+    records = (
+        parse_json(text, repr(str(p)), expected)
+        if text.lstrip().startswith("[")
+        else [
+            parse_json(line, f"{str(p)!r} line {lineno}", expected)
+            for lineno, line in json_lines(text)
+        ]
+    )
+    if not isinstance(records, list):
+        raise FileFormatError(f"{str(p)!r} is not a JSON list. Expected {expected}.")
     items = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict) or "question" not in rec:
@@ -125,6 +128,10 @@ class Behaviors(Task):
         quick: bool = False,
     ) -> None:
         super().__init__(seed=seed, quick=quick)
+        check_count(n_fit, "n_fit")
+        check_count(n_val, "n_val")
+        check_count(n_test, "n_test", optional=True)
+        check_count(batch_size, "batch_size")
         if quick:
             behaviors, n_fit, n_val, n_test = behaviors[:1], 24, 2, 3
         if not behaviors:

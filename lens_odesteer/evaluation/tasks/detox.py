@@ -11,18 +11,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
 
+from lens_odesteer.datasets._text import json_lines, parse_json, read_text
 from lens_odesteer.datasets.sources import select_files
 from lens_odesteer.errors import FileFormatError
 from lens_odesteer.evaluation.sampling import SamplingConfig
 from lens_odesteer.evaluation.tasks._generation import SampleSettings
-from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
+from lens_odesteer.evaluation.tasks.base import Split, Task, check_count, data_root, sample_subset
 from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
@@ -38,13 +38,12 @@ def load_rtp_prompts(path: str | os.PathLike[str]) -> list[str]:
     if not p.is_file():
         raise FileFormatError(f"RealToxicityPrompts file {str(p)!r} not found.")
     out = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    expected = 'a RealToxicityPrompts record {"prompt": {"text": ...}} per line'
+    for lineno, line in json_lines(read_text(p, "RealToxicityPrompts JSON Lines")):
+        rec = parse_json(line, f"{str(p)!r} line {lineno}", expected)
         try:
-            rec = json.loads(line)
             text = rec["prompt"]["text"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise FileFormatError(
                 f"{str(p)!r} line {lineno} is not a RealToxicityPrompts record with "
                 f'{{"prompt": {{"text": ...}}}} ({exc!r}).'
@@ -61,7 +60,8 @@ def load_toxigen(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     root = Path(folder)
     neutral, hate = [], []
     for f in sorted(root.glob("*/*.txt")):
-        lines = [s.strip() for s in f.read_text(encoding="utf-8").splitlines() if s.strip()]
+        text = read_text(f, "ToxiGen demonstrations (one sentence per line)")
+        lines = [s.strip() for _, s in json_lines(text)]
         if f.name.startswith("neutral_"):
             neutral += lines
         elif f.name.startswith("hate_"):
@@ -104,6 +104,9 @@ class Detox(Task):
         quick: bool = False,
     ) -> None:
         super().__init__(seed=seed, quick=quick)
+        for size, label in ((n_test, "n_test"), (n_val, "n_val"), (n_fit, "n_fit")):
+            check_count(size, label)
+        check_count(max_new_tokens, "max_new_tokens")
         if quick:
             n_test, n_val, n_fit, seeds, max_new_tokens = 4, 3, 40, (0,), 6
         self.n_test, self.n_val, self.n_fit = n_test, n_val, n_fit

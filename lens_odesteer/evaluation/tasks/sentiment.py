@@ -18,7 +18,7 @@ import pandas as pd
 from lens_odesteer.datasets import load_builtin
 from lens_odesteer.evaluation.sampling import SamplingConfig
 from lens_odesteer.evaluation.tasks._generation import SampleSettings
-from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
+from lens_odesteer.evaluation.tasks.base import Split, Task, check_count, data_root, sample_subset
 from lens_odesteer.evaluation.tasks.detox import load_rtp_prompts
 from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
@@ -57,6 +57,9 @@ class Sentiment(Task):
         quick: bool = False,
     ) -> None:
         super().__init__(seed=seed, quick=quick)
+        check_count(n_test, "n_test")
+        check_count(n_val, "n_val")
+        check_count(max_new_tokens, "max_new_tokens")
         if quick:
             n_test, n_val, seeds, max_new_tokens = 4, 3, (0,), 6
         self.n_test, self.n_val = n_test, n_val

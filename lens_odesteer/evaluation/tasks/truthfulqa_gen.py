@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.sampling import SamplingConfig
 from lens_odesteer.evaluation.tasks._generation import SampleSettings
-from lens_odesteer.evaluation.tasks.base import Split
+from lens_odesteer.evaluation.tasks.base import Split, check_count
 from lens_odesteer.evaluation.tasks.truthfulqa_mc import TruthfulQAMC
 from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
@@ -60,6 +61,10 @@ class TruthfulQAGen(TruthfulQAMC):
         seed: int = 0,
         quick: bool = False,
     ) -> None:
+        check_count(folds, "folds")
+        check_count(max_new_tokens, "max_new_tokens")
+        if folds > 2:
+            raise InvalidParameterError(f"`folds` must be 1 or 2 (the two halves); got {folds}.")
         if quick:
             seeds, max_new_tokens = (0,), 8
         # Settings first: a bad seed list is reported without reading the data.

@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +23,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from lens_odesteer.datasets._text import csv_records, parse_json, read_text
 from lens_odesteer.errors import FileFormatError
 from lens_odesteer.evaluation.likelihood import answer_logprobs
-from lens_odesteer.evaluation.tasks.base import Split, Task, data_root, sample_subset
+from lens_odesteer.evaluation.tasks.base import (
+    Split,
+    Task,
+    check_count,
+    data_root,
+    sample_subset,
+)
 from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
@@ -57,10 +62,8 @@ class MCQuestion:
 
 
 def _from_json(path: Path) -> list[MCQuestion]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{str(path)!r} is not valid JSON ({exc.msg}).") from exc
+    what = "TruthfulQA mc_task.json"
+    data = parse_json(read_text(path, what), repr(str(path)), what)
     if not isinstance(data, list) or not data:
         raise FileFormatError(f"{str(path)!r} must be a non-empty JSON list of questions.")
     out = []
@@ -86,15 +89,11 @@ def _split_cell(cell: str) -> list[str]:
 
 
 def _from_csv(path: Path) -> list[MCQuestion]:
-    text = path.read_text(encoding="utf-8-sig")
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    need = {"Question", "Best Answer", "Correct Answers", "Incorrect Answers"}
-    if not need <= set(reader.fieldnames or []):
-        raise FileFormatError(
-            f"{str(path)!r} lacks TruthfulQA columns {sorted(need)}; found {reader.fieldnames}."
-        )
+    what = "TruthfulQA.csv"
+    need = ("Question", "Best Answer", "Correct Answers", "Incorrect Answers")
+    _, rows = csv_records(read_text(path, what), repr(str(path)), need, what)
     out = []
-    for i, row in enumerate(reader):
+    for i, row in enumerate(rows):
         best = row["Best Answer"].strip()
         correct = _split_cell(row["Correct Answers"])
         incorrect = [a for a in _split_cell(row["Incorrect Answers"]) if a not in correct]
@@ -182,6 +181,11 @@ class TruthfulQAMC(Task):
         quick: bool = False,
     ) -> None:
         super().__init__(seed=seed, quick=quick)
+        check_count(n_val, "n_val")
+        check_count(n_test, "n_test", optional=True)
+        check_count(max_answers_per_side, "max_answers_per_side")
+        check_count(fold_seed, "fold_seed", minimum=0)
+        check_count(batch_size, "batch_size")
         if quick:
             n_val, n_test, max_answers_per_side = 4, 6, 1
         self.path = path
