@@ -18,7 +18,12 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from lens_odesteer._validation import check_choice, check_finite_float, check_positive_int
+from lens_odesteer._validation import (
+    check_choice,
+    check_finite_float,
+    check_positive_int,
+    check_seed,
+)
 from lens_odesteer.barriers.kernel import LinearBarrier
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.flows.integrate import integrate
@@ -183,7 +188,7 @@ class TruthFlow(AbstractSteerer):
         check_positive_int(self.hidden, "hidden")
         check_positive_int(self.n_iter, "n_iter")
         check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.seed, "seed", minimum=0)
+        check_seed(self.seed)
         lr = check_finite_float(self.lr, "lr", minimum=0.0, strict=True)
         pairing = check_choice(self.pairing, "pairing", ("nearest", "index", "random"))
         rank = self.subspace_rank

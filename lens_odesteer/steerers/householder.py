@@ -15,7 +15,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from lens_odesteer._validation import check_choice, check_finite_float, check_positive_int
+from lens_odesteer._validation import (
+    check_choice,
+    check_finite_float,
+    check_positive_int,
+    check_seed,
+)
 from lens_odesteer.barriers.logistic import fit_logistic
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.steerers.base import AbstractSteerer
@@ -120,7 +125,7 @@ class HPR(_ClosedPathSteerer):
     ) -> None:
         check_positive_int(self.hidden, "hidden")
         check_positive_int(self.max_iter, "max_iter")
-        check_positive_int(self.seed, "seed", minimum=0)
+        check_seed(self.seed)
         wd = check_finite_float(self.weight_decay, "weight_decay", minimum=0.0)
         pairing = check_choice(self.pairing, "pairing", ("nearest", "index"))
         acts = torch.cat([pos, neg])
