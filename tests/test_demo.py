@@ -31,6 +31,9 @@ def test_demo_writes_steerers_summary_and_report(tmp_path: Path) -> None:
     report = Path(summary["report"])
     assert report.is_file() and report.parent == tmp_path / "report"
     assert 0.0 <= saved["relative_end_gap_ode_vs_step"] < 0.5
+    # The headline gap is the full-dimensional one; a 2-D view shows far less of it.
+    assert saved["relative_end_gap_in_view"] < saved["relative_end_gap_ode_vs_step"]
+    assert saved["bent_barrier"] is not None or "no barrier" in text
     assert (tmp_path / "odesteer.safetensors").is_file()
 
 

@@ -68,7 +68,7 @@ def _extent(
 
 
 def _slice_label(view: Projection, origin: Tensor | None, origin_label: str | None) -> str:
-    where = "the data mean" if origin is None else (origin_label or "a chosen activation")
+    where = view.centre_label if origin is None else (origin_label or "a chosen activation")
     return f"plane through {where} spanned by {view.axis_labels[0]} and {view.axis_labels[1]}"
 
 
@@ -82,6 +82,7 @@ def barrier_grid(
     origin_label: str | None = None,
     resolution: int = 80,
     pad: float = 0.1,
+    aspect: float | None = None,
 ) -> pd.DataFrame:
     """Evaluate the steerer's barrier ``h`` on a ``resolution x resolution`` grid of the view.
 
@@ -96,6 +97,9 @@ def barrier_grid(
         origin: the activation the slice passes through (default: the data mean).
         origin_label: how the figures name that activation (e.g. ``"held-out negative #3"``).
         resolution: grid points per axis.
+        pad: the share of the points' span added on every side.
+        aspect: widen the shorter side (around its centre) so that ``y span / x span`` is this
+            ratio; an equal-scale figure of the grid then has that shape (e.g. ``0.8``).
 
     Returns:
         A long frame with columns ``x``, ``y``, ``h`` and ``p_positive = sigmoid(h)`` (the
@@ -112,6 +116,14 @@ def barrier_grid(
         )
     n = check_positive_int(resolution, "resolution", minimum=2)
     x0, x1, y0, y1 = _extent(view, points, extent, pad)
+    if aspect is not None:
+        ratio = check_finite_float(aspect, "aspect", minimum=0.0, strict=True)
+        if (y1 - y0) < ratio * (x1 - x0):
+            grow = (ratio * (x1 - x0) - (y1 - y0)) / 2
+            y0, y1 = y0 - grow, y1 + grow
+        else:
+            grow = ((y1 - y0) / ratio - (x1 - x0)) / 2
+            x0, x1 = x0 - grow, x1 + grow
     xs = torch.linspace(x0, x1, n, dtype=view.basis.dtype)
     ys = torch.linspace(y0, y1, n, dtype=view.basis.dtype)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")

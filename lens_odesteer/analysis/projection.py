@@ -51,6 +51,9 @@ class Projection:
         axis_labels: one name per axis, used by the figures.
         method: how the basis was chosen (``"pca"``, ``"mean_diff"`` or ``"directions"``).
         explained_variance: the share of the fitted data's variance along each axis.
+        centre_label: what the centre is, in words (level-set slices through the centre say it).
+        compared: for a difference view, the labels of the multi-step and one-step methods
+            whose end points span it (empty otherwise).
     """
 
     mean: Float[Tensor, " d_model"]
@@ -58,6 +61,8 @@ class Projection:
     axis_labels: tuple[str, ...]
     method: str
     explained_variance: tuple[float, ...]
+    centre_label: str = "the data mean"
+    compared: tuple[str, ...] = ()
 
     @property
     def d_model(self) -> int:

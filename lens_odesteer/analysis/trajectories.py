@@ -151,6 +151,27 @@ def method_paths(
     return paths
 
 
+def states_at_fractions(
+    traj: Trajectory, T: float, fractions: Tensor
+) -> Float[Tensor, "k batch d_model"]:
+    """The states of ``traj`` at the given shares ``t / T`` of its strength (linear in between).
+
+    A one-step path is straight, so this is exact for it; for an ODE path it interpolates
+    between saved states.
+    """
+    ts = traj.ts.double()
+    own = ts / T if T > 0 else torch.linspace(0.0, 1.0, ts.shape[0], dtype=torch.float64)
+    f = fractions.double().clamp(0.0, 1.0)
+    if own.shape == f.shape and bool(torch.allclose(own, f, rtol=0.0, atol=1e-12)):
+        return traj.ys
+    hi = torch.searchsorted(own, f).clamp(1, own.shape[0] - 1)
+    lo = hi - 1
+    span = (own[hi] - own[lo]).clamp_min(1e-30)
+    w = ((f - own[lo]) / span).clamp(0.0, 1.0).to(traj.ys.dtype)
+    w = w.view(-1, *([1] * (traj.ys.dim() - 1)))
+    return traj.ys[lo] + w * (traj.ys[hi] - traj.ys[lo])
+
+
 def trajectory_frame(
     methods: Mapping[str, AbstractSteerer],
     acts: Float[Tensor, "batch d_model"],
@@ -160,6 +181,7 @@ def trajectory_frame(
     view: Projection | None = None,
     reference: str | None = None,
     n_save: int | None = None,
+    gap_to: str | None = None,
 ) -> pd.DataFrame:
     """Return every method's path from each row of ``acts`` as one long frame.
 
@@ -174,12 +196,18 @@ def trajectory_frame(
         reference: the label whose barrier fills ``h`` and ``p_positive`` for every path
             (default: the first multi-step method).
         n_save: saved points of one-step paths (see :func:`method_paths`).
+        gap_to: a method label; adds the full-dimensional distance of every path from that
+            method's path at the same share of the strength (``gap``, in activation units, and
+            ``gap_rel``, over the row's own final displacement, so that at the last step it is
+            the diagnostic's ``|ODE end - one-step end| / displacement``). Views hide most of
+            this distance; these columns do not.
 
     Returns:
         Columns ``method``, ``row``, ``step``, ``t``, ``fraction`` (= t / T), ``h``,
         ``p_positive``, ``norm`` (``|a(t)|``), ``displacement`` (``|a(t) - a(0)|``),
         ``path_length`` (distance travelled so far), ``one_step``, ``stopped`` (rows frozen by
-        a margin) and the view coordinates. ``attrs`` holds ``reference`` and ``T``.
+        a margin) and the view coordinates (and ``gap``, ``gap_rel`` with ``gap_to``).
+        ``attrs`` holds ``reference``, ``T`` and ``gap_to``.
     """
     a = as_float_acts(acts, "acts", min_rows=1)
     if a.dim() != 2:
@@ -191,6 +219,10 @@ def trajectory_frame(
         )
     Ts = strengths(checked, strength, T)
     ref = reference_label(checked, reference)
+    if gap_to is not None and gap_to not in checked:
+        raise InvalidParameterError(
+            f"`gap_to` {gap_to!r} is not one of the method labels {list(checked)}."
+        )
     paths = method_paths(checked, a, T=Ts, n_save=n_save)
     frames = []
     for label, traj in paths.items():
@@ -219,13 +251,21 @@ def trajectory_frame(
         }
         stopped = traj.stopped
         cols["stopped"] = stopped.repeat(k).cpu().numpy() if stopped is not None else False
+        if gap_to is not None:
+            base = paths[gap_to]
+            fractions = ts / T_m if T_m > 0 else torch.zeros_like(ts)
+            other = states_at_fractions(base, Ts[gap_to], fractions).to(ys.dtype)
+            gap = (ys - other).norm(dim=-1).double()  # [k, batch]
+            own = (ys[-1] - ys[0]).norm(dim=-1).double()
+            cols["gap"] = gap.reshape(-1).cpu().numpy()
+            cols["gap_rel"] = (gap / own.clamp_min(1e-30)).reshape(-1).cpu().numpy()
         if view is not None:
             c = view.transform(ys).double()
             for i, axis in enumerate("xyz"[: view.n_components]):
                 cols[axis] = c[..., i].reshape(-1).cpu().numpy()
         frames.append(pd.DataFrame(cols))
     out = pd.concat(frames, ignore_index=True)
-    out.attrs.update(reference=ref, T=Ts)
+    out.attrs.update(reference=ref, T=Ts, gap_to=gap_to)
     if view is not None:
         out.attrs["axis_labels"] = view.axis_labels
     return out

@@ -14,17 +14,19 @@ from lens_odesteer.viz.eval_plots import (
     plot_paired_forest,
 )
 from lens_odesteer.viz.export import save_figure, save_figures, static_export_status
+from lens_odesteer.viz.interactive import plot_step_slider
 from lens_odesteer.viz.level_sets import plot_level_sets
 from lens_odesteer.viz.nonlinearity import (
     plot_barrier_search,
     plot_field_variation,
     plot_field_variation_by_layer,
 )
-from lens_odesteer.viz.step_logits import plot_logit_heatmap, plot_target_logprob
-from lens_odesteer.viz.theme import apply_theme, method_colour
+from lens_odesteer.viz.step_logits import plot_logit_heatmap, plot_target_logprob, token_text
+from lens_odesteer.viz.theme import PAPER_WIDTH, apply_theme, method_colour
 from lens_odesteer.viz.trajectories import plot_trajectories_3d, plot_trajectory_profile
 
 __all__ = [
+    "PAPER_WIDTH",
     "apply_theme",
     "method_colour",
     "plot_barrier_search",
@@ -36,12 +38,14 @@ __all__ = [
     "plot_logit_heatmap",
     "plot_metric_vs_strength",
     "plot_paired_forest",
+    "plot_step_slider",
     "plot_target_logprob",
     "plot_trajectories_3d",
     "plot_trajectory_profile",
     "save_figure",
     "save_figures",
     "static_export_status",
+    "token_text",
 ]
 
 __getattr__ = module_getattr(__name__)

@@ -70,7 +70,8 @@ def _write_text(fig: go.Figure, path: Path, fmt: str) -> None:
     with atomic_path(path, keep_suffix=True) as tmp:
         if fmt == "html":
             # Self-contained: plotly.js is inlined, so the file opens offline.
-            fig.write_html(tmp, include_plotlyjs=True, full_html=True)
+            # auto_play=False: an animated figure (a slider) waits for the reader.
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True, auto_play=False)
         else:
             fig.write_json(tmp)
 

@@ -16,7 +16,14 @@ from plotly.subplots import make_subplots
 
 from lens_odesteer.analysis.nonlinearity import FieldVariation
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.viz.theme import METHOD_COLOURS, PALETTE, apply_theme, method_colour
+from lens_odesteer.viz.theme import (
+    METHOD_COLOURS,
+    PALETTE,
+    finish_layout,
+    font_size,
+    method_colour,
+    wrap,
+)
 
 #: Short panel titles of the diagnostic's metrics.
 METRIC_TITLES: dict[str, str] = {
@@ -55,6 +62,8 @@ def plot_field_variation_by_layer(
     color: str = "steerer",
     n_cols: int = 3,
     title: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
 ) -> go.Figure:
     """One panel per metric against the layer, one line per ``color`` value (the steerer).
 
@@ -88,12 +97,19 @@ def plot_field_variation_by_layer(
             f"{sorted(set(frame['metric']))}."
         )
     n_rows = math.ceil(len(metrics) / n_cols)
+    cols = min(n_cols, len(metrics))
+    w = width or 340 * cols + 40
+    compact = font_size(w) < 13
+    titles = [
+        "<br>".join(wrap(METRIC_TITLES.get(m, m), (w - 60) / cols, 10 if compact else 12))
+        for m in metrics
+    ]
     fig = make_subplots(
         rows=n_rows,
-        cols=min(n_cols, len(metrics)),
-        subplot_titles=[METRIC_TITLES.get(m, m) for m in metrics],
-        horizontal_spacing=0.1,
-        vertical_spacing=0.22,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.12,
+        vertical_spacing=0.3 if n_rows > 1 else 0.2,
     )
     colours = _line_colours([str(v) for v in pd.unique(frame[color])])
     for k, metric in enumerate(metrics):
@@ -118,12 +134,14 @@ def plot_field_variation_by_layer(
             )
     for k in range(max(0, len(metrics) - n_cols), len(metrics)):  # bottom row only
         fig.update_xaxes(title_text="layer", row=k // n_cols + 1, col=k % n_cols + 1)
-    fig.update_layout(
-        title=title or "How much the steering field varies, per layer (held-out activations)"
+    finish_layout(
+        fig,
+        title=title or "How much the steering field varies, per layer (held-out activations)",
+        width=w,
+        height=height or ((200 if compact else 280) * n_rows + 150),
+        legend="below",
+        subplot_titles=max(t.count("<br>") + 1 for t in titles),
     )
-    apply_theme(fig, width=340 * min(n_cols, len(metrics)) + 40, height=300 * n_rows + 150)
-    fig.update_layout(legend={"orientation": "h", "x": 0.0, "y": -0.12, "yanchor": "top"})
-    fig.update_annotations(font_size=12)  # panel titles
     return fig
 
 
@@ -140,7 +158,13 @@ def _line_colours(names: list[str]) -> dict[str, str]:
     return out
 
 
-def plot_field_variation(result: FieldVariation, *, title: str | None = None) -> go.Figure:
+def plot_field_variation(
+    result: FieldVariation,
+    *,
+    title: str | None = None,
+    width: int | None = 1080,
+    height: int | None = None,
+) -> go.Figure:
     """Distributions of one diagnostic: pairwise field cosines, gap (%), turning (deg).
 
     Example:
@@ -151,16 +175,18 @@ def plot_field_variation(result: FieldVariation, *, title: str | None = None) ->
         >>> len(plot_field_variation(fv).data)
         3
     """
-    fig = make_subplots(
-        rows=1,
-        cols=3,
-        subplot_titles=[
+    w = width or 1080
+    base = font_size(w)
+    panel_px = (w - 80) / 3
+    titles = [
+        "<br>".join(wrap(text, panel_px, base))
+        for text in (
             "cosine between field directions (pairs)",
             "|ODE end - one-step end| / displacement (%)",
             "turn from first to last step (deg)",
-        ],
-        horizontal_spacing=0.08,
-    )
+        )
+    ]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.08)
     colour = method_colour(result.steerer)
     series = [
         result.pairwise_cosines,
@@ -174,12 +200,18 @@ def plot_field_variation(result: FieldVariation, *, title: str | None = None) ->
             col=k + 1,
         )
     fig.update_yaxes(title_text="count", row=1, col=1)
-    fig.update_layout(
+    fig.update_layout(bargap=0.05)
+    fig.update_xaxes(nticks=4)
+    return finish_layout(
+        fig,
         title=title
         or f"{result.steerer}, T={result.T:.3g}: field variation on {len(result.rows)} activations",
-        bargap=0.05,
+        width=w,
+        height=height or (300 if base < 13 else 380),
+        legend="none",
+        subplot_titles=max(t.count("<br>") + 1 for t in titles),
+        x_title=False,
     )
-    return apply_theme(fig, width=1080, height=360)
 
 
 def plot_barrier_search(
@@ -188,6 +220,8 @@ def plot_barrier_search(
     x: str = "test_log_likelihood",
     y: str = "gap_median",
     title: str | None = None,
+    width: int | None = 760,
+    height: int | None = None,
 ) -> go.Figure:
     """Fit against nonlinearity for every candidate of a barrier search, one colour per family.
 
@@ -236,5 +270,13 @@ def plot_barrier_search(
     )
     fig.update_xaxes(title_text=METRIC_TITLES.get(x, x.replace("_", " ")))
     fig.update_yaxes(title_text=METRIC_TITLES.get(y, y.replace("_", " ")))
-    fig.update_layout(title=title or "Barrier search: held-out fit against how much the flow bends")
-    return apply_theme(fig, width=760, height=480)
+    if y in _PERCENT_METRICS:
+        fig.update_yaxes(tickformat=".0%")
+    w = width or 760
+    return finish_layout(
+        fig,
+        title=title or "Barrier search: held-out fit against how much the flow bends",
+        width=w,
+        height=height or (340 if w <= 480 else 480),
+        legend="below",
+    )

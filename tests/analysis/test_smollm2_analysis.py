@@ -104,9 +104,11 @@ def test_level_sets_on_smollm2(setup: dict, paths) -> None:
     fig = plot_level_sets(grid, points, paths)
     contour = fig.data[0]
     assert np.allclose(np.asarray(contour.z)[0, 0], grid.sort_values(["y", "x"])["h"].iloc[0])
-    ode_traces = [t for t in fig.data if t.name == "ODESteer" and t.mode == "lines+markers"]
-    assert len(ode_traces) == setup["held_out"].shape[0]
-    assert "plane through the data mean" in fig.layout.annotations[0].text
+    ode_traces = [t for t in fig.data if t.name == "ODESteer" and t.type == "scatter"]
+    assert len(ode_traces) == 1  # all rows in one trace, separated by gaps
+    assert sum(x is None for x in ode_traces[0].x) == setup["held_out"].shape[0]
+    subtitle = next(a.text for a in fig.layout.annotations if a.name == "figure-subtitle")
+    assert "plane through the data mean" in subtitle.replace("<br>", " ")
 
 
 def test_profile_and_3d_figures_on_smollm2(setup: dict, paths) -> None:
@@ -147,7 +149,7 @@ def test_step_logits_on_smollm2(setup: dict, logits) -> None:
     z0 = np.asarray(heat.data[0].z)
     assert np.allclose(z0[:, 0], 0.0, atol=1e-3)  # step 0 column: no change
     lines = plot_target_logprob(logits)
-    assert len(lines.data) == 3 * 2 + 3  # per method: two targets + KL
+    assert len(lines.data) == 3 * 2 + 3 + 2  # per method: two targets + KL; a key per target
 
 
 def test_step_logits_rejects_multi_token_targets(setup: dict) -> None:

@@ -63,15 +63,25 @@ def _summary() -> pd.DataFrame:
 
 def test_metric_vs_strength_has_grid_and_chosen_points() -> None:
     fig = plot_metric_vs_strength(_units(), "x")
-    names = [t.name for t in fig.data]
-    assert "CAA (validation grid)" in names and "ODESteer (test, chosen T)" in names
-    caa = next(t for t in fig.data if t.name == "CAA (validation grid)")
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert legend == ["none", "CAA", "ODESteer"]  # one entry per method
+    caa = next(
+        t for t in fig.data if t.name == "CAA" and t.mode == "lines+markers" and t.x[0] is not None
+    )
     assert list(caa.x) == pytest.approx([0.05, 0.1])
+    chosen = [t for t in fig.data if t.name == "ODESteer" and t.marker.symbol == "diamond-open"]
+    assert len(chosen) == 1 and list(chosen[0].x) == pytest.approx([0.1])
 
 
 def test_tradeoff_and_forest() -> None:
     fig = plot_fluency_tradeoff(_summary(), "x")
-    assert [t.name for t in fig.data] == ["none", "CAA", "ODESteer"]
+    # Legend in the frame's order; the first method is drawn last (on top).
+    assert [t.name for t in sorted(fig.data, key=lambda t: t.legendrank)] == [
+        "none",
+        "CAA",
+        "ODESteer",
+    ]
+    assert fig.data[-1].name == "none"
     paired = pd.DataFrame(
         {
             "group": "all",
@@ -103,6 +113,6 @@ def test_layer_figure_and_folder_writer(tmp_path: Path) -> None:
     assert len(plot_layer_sweep(layers).data) == 2
     write_csv(tmp_path / "summary.csv", _summary())
     write_csv(tmp_path / "units.csv", _units())
-    written = write_eval_figures(tmp_path)
+    written = write_eval_figures(tmp_path, formats=("html",))
     assert sorted(p.name for p in written) == ["fluency_tradeoff.html", "metric_vs_strength.html"]
     assert all(p.stat().st_size > 1000 for p in written)

@@ -17,6 +17,17 @@ from lens_odesteer.viz.export import static_export_status
 
 pytestmark = pytest.mark.slow
 
+FIGURES = (
+    "level_sets",
+    "level_sets_difference",
+    "profile",
+    "profile_difference",
+    "heatmap",
+    "targets",
+    "slider",
+)
+BENT_FIGURES = ("level_sets_difference_bent", "profile_difference_bent", "heatmap_bent")
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> object:
@@ -38,15 +49,20 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> object:
         targets=[" great"],
         resolution=25,
         static_formats=("png", "pdf"),
+        bent=lo.ODESteer(lo.sketch_barrier(gamma=10.0, degree=3)).fit(pos, neg[:24]),
     )
 
 
 def test_html_report_is_complete_and_self_contained(report) -> None:
     text = report.html_path.read_text()
-    assert text.count('class="plotly-graph-div"') == 4
+    n = len(FIGURES) + len(BENT_FIGURES)
+    assert set(report.figures) == set(FIGURES) | set(BENT_FIGURES)
+    assert text.count('class="plotly-graph-div"') == n
     assert '<script src="http' not in text  # plotly.js is inlined: opens offline
-    assert text.count("Plotly.newPlot") == 4
-    for needle in ("blocks.15.hook_resid_post", "StepODESteer", "Slice", "Summary"):
+    assert text.count("Plotly.newPlot") == n
+    assert text.count("Plotly.addFrames('") == 1  # the slider animates without a server
+    assert "Plotly.animate(" not in text  # and waits for the reader instead of playing
+    for needle in ("blocks.15.hook_resid_post", "StepODESteer", "slice", "Summary", "bends"):
         assert needle in text
 
 
@@ -72,19 +88,27 @@ def test_summary_matches_the_frames(report) -> None:
     )
     assert (summary["mean_h_end"] > summary["mean_h_start"]).all()
     saved = json.loads((report.html_path.parent / "summary.json").read_text())
-    assert saved["reference"] == "ODESteer"
+    assert saved["reference"] == "ODESteer" and saved["one_step"] == "StepODESteer"
     assert 0.0 <= saved["relative_end_gap"] < 0.5
     assert saved["diagnostic"].startswith("At these settings (ODESteer")
     diag = report.frames["diagnostic"].set_index("metric")["value"]
     assert 0.9 < diag["mean_pairwise_cosine"] <= 1.0 and diag["auc"] > 0.9
+    # The headline is the full-dimensional gap of the diagnostic, not the 2-D view's.
+    assert saved["relative_end_gap"] == pytest.approx(diag["gap_median"])
+    assert saved["relative_end_gap_in_view"] < 0.5 * saved["relative_end_gap"]
+    assert saved["difference_view_shows"] > 0.8
+    bent = report.frames["diagnostic_bent"].set_index("metric")["value"]
+    assert saved["bent"]["relative_end_gap"] == pytest.approx(bent["gap_median"])
+    assert saved["bent"]["bend"] > saved["bend"]
+    assert f"{100 * saved['relative_end_gap']:.2f}%" in report.html_path.read_text()
 
 
 def test_figures_were_exported(report) -> None:
     files = {p.name for ps in report.files.values() for p in ps}
-    assert {f"{n}.json" for n in ("level_sets", "profile", "heatmap", "targets")} <= files
+    assert {f"{n}.json" for n in FIGURES} <= files
     if static_export_status() is None:
         assert report.static_skipped is None
-        for name in ("level_sets", "profile", "heatmap", "targets"):
+        for name in FIGURES:
             png = report.html_path.parent / "figures" / f"{name}.png"
             assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
             pdf = report.html_path.parent / "figures" / f"{name}.pdf"

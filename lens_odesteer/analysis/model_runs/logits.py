@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from lens_odesteer._validation import check_positive_int
+from lens_odesteer.analysis.projection import Projection
 from lens_odesteer.analysis.trajectories import (
     Strengths,
     _check_methods,
@@ -59,9 +60,13 @@ class StepLogits:
             ``delta_logit`` and ``delta_logprob`` (vs unsteered), ``is_target``.
         steps: one row per (method, step): ``t``, ``fraction``, ``kl`` (nats),
             ``top_token``, ``top_prob``, ``h`` (reference barrier), ``displacement``, and
-            ``target_logprob`` (sum over targets' probabilities, as a log) when targets are given.
+            ``target_logprob`` (sum over targets' probabilities, as a log) when targets are given,
+            and the view coordinates ``x``, ``y`` when a ``view`` is given.
         prompt, hook, position: where the patching happened (``position`` is absolute).
         reference: the label whose barrier fills ``steps["h"]``.
+        T: each method's native strength.
+        start: the unsteered activation at the hook and position (``[d_model]``, CPU float32);
+            a level-set slice through it shows the landscape these paths cross.
     """
 
     tokens: pd.DataFrame
@@ -71,6 +76,7 @@ class StepLogits:
     position: int
     reference: str
     T: dict[str, float] = field(default_factory=dict)
+    start: Tensor | None = None
 
 
 def _target_ids(model: HookedModel, targets: Sequence[str | int] | None) -> list[int]:
@@ -166,6 +172,7 @@ def step_logits(
     n_save: int | None = None,
     batch_size: int = 16,
     candidate_pool: int = 50,
+    view: Projection | None = None,
 ) -> StepLogits:
     """Patch every saved state of every method's path into the model and record the logits.
 
@@ -186,6 +193,9 @@ def step_logits(
         reference: the label whose barrier fills ``steps["h"]`` (default: first ODE method).
         n_save: saved points of one-step paths (default: the ODE's steps + 1).
         batch_size: patched copies of the prompt per forward pass.
+        candidate_pool: likely tokens per patched distribution that may be tracked.
+        view: a projection; adds each state's view coordinates ``x``, ``y`` (and ``z``) to
+            ``steps``, so the path can be drawn on level sets (e.g. with a slider over steps).
 
     Returns:
         A :class:`StepLogits` with tidy ``tokens`` and ``steps`` frames.
@@ -221,6 +231,14 @@ def step_logits(
         ref_steerer = checked[ref]
         h_all = ref_steerer.barrier_value(states.to(ref_steerer.dtype_)).double()
         logits, logprobs = _patched_logprobs(model, tokens, hook, pos, states, batch_size)
+        coords = None
+        if view is not None:
+            if view.d_model != d_model:
+                raise ShapeMismatchError(
+                    f"The view has d_model={view.d_model} but the steerers were fitted on "
+                    f"d_model={d_model}."
+                )
+            coords = view.transform(states).double().cpu()
     probs = logprobs.exp()
     kl = (probs * (logprobs - base_lp)).sum(-1)
 
@@ -252,6 +270,9 @@ def step_logits(
                 "h": float(h_all[row]),
                 "displacement": float((states[row] - states[offset]).norm()),
             }
+            if coords is not None:
+                for i, axis in enumerate("xyz"[: coords.shape[1]]):
+                    step_row[axis] = float(coords[row, i])
             if target_ids:
                 step_row["target_logprob"] = float(torch.logsumexp(logprobs[row, target_ids], 0))
             step_rows.append(step_row)
@@ -281,4 +302,5 @@ def step_logits(
         position=pos,
         reference=ref,
         T=Ts,
+        start=start.clone(),
     )
