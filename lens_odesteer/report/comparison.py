@@ -656,9 +656,9 @@ def comparison_report(
                 if diag.tangent
                 else "."
             )
-            + f" The mean-difference view shows only {_pct(in_view.get('in_view_rel'))} of it; "
-            f"the difference view shows {_pct((main.in_diff_view or {}).get('shown'))} of the "
-            "distance."
+            + f" In the mean-difference view the end points are only "
+            f"{_pct(in_view.get('in_view_rel'))} of the displacement apart; the difference view "
+            f"shows {_pct((main.in_diff_view or {}).get('shown'))} of their full distance."
         )
     notes.append(
         f"Paths start from {start.shape[0]} activations; strengths: "
