@@ -13,15 +13,24 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from lens_odesteer.errors import InvalidParameterError
 
-__all__ = ["Interval", "bootstrap_ci", "paired_bootstrap", "unit_means"]
+__all__ = [
+    "Interval",
+    "bootstrap_ci",
+    "minimum_detectable_difference",
+    "paired_bootstrap",
+    "power_verdict",
+    "unit_means",
+]
 
 
 @dataclass(frozen=True)
@@ -129,3 +138,89 @@ def unit_means(frame: pd.DataFrame, metric: str, unit: str = "unit") -> pd.Serie
                 f"Column {col!r} is not in the frame; it has {list(frame.columns)}."
             )
     return frame.groupby(unit, sort=True)[metric].mean()
+
+
+def minimum_detectable_difference(
+    sd: float,
+    n: int,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
+    """The smallest true mean difference a paired comparison of ``n`` units detects reliably.
+
+    Normal approximation of a two-sided test at level ``alpha`` with the given ``power``:
+    ``MDE = (z_{1 - alpha/2} + z_{power}) * sd / sqrt(n)``, where ``sd`` is the standard
+    deviation of the per-unit paired differences (about ``2.80 * sd / sqrt(n)`` at the
+    defaults). A true difference of at least this size would have given an interval that
+    excludes zero in ``power`` of repeated experiments; a smaller one may well be missed.
+    ``n < 2`` gives ``inf`` (the spread cannot be estimated); ``sd == 0`` gives 0.
+
+    Example:
+        >>> round(minimum_detectable_difference(1.0, 100), 3)
+        0.28
+        >>> minimum_detectable_difference(1.0, 1)
+        inf
+    """
+    if not 0.0 < alpha < 1.0:
+        raise InvalidParameterError(
+            f"`alpha` must be in (0, 1) (the two-sided test level, e.g. 0.05); got {alpha!r}."
+        )
+    if not 0.0 < power < 1.0:
+        raise InvalidParameterError(
+            f"`power` must be in (0, 1) (e.g. 0.8 for 80% power); got {power!r}."
+        )
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise InvalidParameterError(f"`n` must be a count of units (an int >= 0); got {n!r}.")
+    sd = float(sd)
+    if not math.isfinite(sd) or sd < 0:
+        raise InvalidParameterError(f"`sd` must be a finite standard deviation >= 0; got {sd!r}.")
+    if n < 2:
+        return math.inf
+    z = NormalDist()
+    return (z.inv_cdf(1.0 - alpha / 2.0) + z.inv_cdf(power)) * sd / math.sqrt(n)
+
+
+def power_verdict(
+    low: float,
+    high: float,
+    mde: float,
+    effect_of_interest: float | None = None,
+    *,
+    digits: int = 3,
+) -> str:
+    """A plain reading of one paired difference, its interval and its power.
+
+    * the interval excludes 0: ``"higher"`` or ``"lower"`` (method against baseline);
+    * it holds 0 and the comparison could have detected the effect of interest
+      (``mde <= effect_of_interest``), or no effect of interest is given:
+      ``"tie (could have detected ±x)"`` with ``x`` the minimum detectable difference;
+    * it holds 0 but ``mde > effect_of_interest`` (or ``mde`` is infinite):
+      ``"underpowered (could only detect ±x; effect of interest y)"``: absence of evidence, not
+      evidence of a tie.
+
+    Example:
+        >>> power_verdict(-0.01, 0.02, 0.015, 0.05)
+        'tie (could have detected ±0.015)'
+        >>> power_verdict(-0.1, 0.2, 0.3, 0.05)
+        'underpowered (could only detect ±0.300; effect of interest 0.050)'
+        >>> power_verdict(0.01, 0.2, 0.05)
+        'higher'
+    """
+    if low > 0:
+        return "higher"
+    if high < 0:
+        return "lower"
+    f = f"{{:.{digits}f}}"
+    if not math.isfinite(mde):
+        return "underpowered (too few units to estimate the spread)"
+    if (
+        effect_of_interest is not None
+        and math.isfinite(effect_of_interest)
+        and mde > effect_of_interest
+    ):
+        return (
+            f"underpowered (could only detect ±{f.format(mde)}; effect of interest "
+            f"{f.format(effect_of_interest)})"
+        )
+    return f"tie (could have detected ±{f.format(mde)})"

@@ -6,7 +6,8 @@ The per-unit frame (one row per task, split, method, phase, unit and seed) is re
   averaged first), its 95% bootstrap interval, the number of units and seeds, the spread of the
   per-seed means, and the chosen ``T``;
 * :func:`paired_differences`: method minus a baseline on the same units, with the interval of
-  the difference.
+  the difference, its power (the minimum detectable difference at 80% power, two-sided 5%) and
+  a plain verdict (higher, lower, a tie the comparison could have detected, or underpowered).
 
 Example:
     >>> import pandas as pd
@@ -28,7 +29,12 @@ import numpy as np
 import pandas as pd
 
 from lens_odesteer.errors import InvalidParameterError
-from lens_odesteer.evaluation.stats import bootstrap_ci, paired_bootstrap
+from lens_odesteer.evaluation.stats import (
+    bootstrap_ci,
+    minimum_detectable_difference,
+    paired_bootstrap,
+    power_verdict,
+)
 
 __all__ = ["paired_differences", "summarize", "unit_table"]
 
@@ -101,6 +107,24 @@ def summarize(
     return pd.DataFrame(rows)
 
 
+def _effect_of_interest(
+    part: pd.DataFrame, metric: str, baseline: str, reference: str | None, fraction: float
+) -> float:
+    """``fraction * |mean(baseline - reference)|`` on their shared units (NaN if unavailable)."""
+    if reference is None or reference == baseline:
+        return float("nan")
+    if not (part["method"] == reference).any():
+        return float("nan")
+    b = unit_table(part, metric, baseline)
+    r = unit_table(part, metric, reference)
+    common = b.index.intersection(r.index)
+    if len(common) == 0:
+        return float("nan")
+    gain = (b.loc[common] - r.loc[common]).to_numpy(dtype=float)
+    gain = gain[np.isfinite(gain)]
+    return float(fraction * abs(gain.mean())) if gain.size else float("nan")
+
+
 def paired_differences(
     units: pd.DataFrame,
     metric: str,
@@ -111,12 +135,30 @@ def paired_differences(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    power: float = 0.8,
+    reference: str | None = "none",
+    interest_fraction: float = 0.5,
 ) -> pd.DataFrame:
     """``method - baseline`` of ``metric`` on the shared test units, with a paired interval.
 
     Returns one row per group: ``group, method, baseline, metric, estimate, ci_low, ci_high,
-    n_units``.
+    n_units, sd_diff, mde, effect_of_interest, verdict``:
+
+    * ``sd_diff``: standard deviation of the per-unit differences;
+    * ``mde``: the minimum detectable difference at ``power`` and two-sided level
+      ``1 - level`` (:func:`~lens_odesteer.evaluation.stats.minimum_detectable_difference`);
+    * ``effect_of_interest``: ``interest_fraction`` times the baseline's own gain over
+      ``reference`` (the unsteered model) on the same units, ``|mean(baseline - reference)|``:
+      a difference half as large as what the baseline itself achieves is one worth detecting.
+      NaN when ``reference`` has no results (or is the baseline);
+    * ``verdict``: :func:`~lens_odesteer.evaluation.stats.power_verdict` of the row, e.g.
+      ``"tie (could have detected ±0.031)"`` or ``"underpowered (...)"``.
     """
+    if not (isinstance(interest_fraction, (int, float)) and 0.0 < interest_fraction < np.inf):
+        raise InvalidParameterError(
+            f"`interest_fraction` must be a finite number > 0 (a share of the baseline's own "
+            f"gain, e.g. 0.5); got {interest_fraction!r}."
+        )
     rows = []
     test = units[units["phase"] == "test"]
     for group, part in _groups(test, pooled):
@@ -127,13 +169,12 @@ def paired_differences(
             raise InvalidParameterError(
                 f"{method!r} and {baseline!r} share no test units in group {group!r}."
             )
-        est, low, high = paired_bootstrap(
-            a.loc[common].to_numpy(),
-            b.loc[common].to_numpy(),
-            level=level,
-            n_boot=n_boot,
-            seed=seed,
-        )
+        xa, xb = a.loc[common].to_numpy(), b.loc[common].to_numpy()
+        est, low, high = paired_bootstrap(xa, xb, level=level, n_boot=n_boot, seed=seed)
+        diff = xa - xb
+        sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+        mde = minimum_detectable_difference(sd, int(diff.size), alpha=1.0 - level, power=power)
+        interest = _effect_of_interest(part, metric, baseline, reference, interest_fraction)
         rows.append(
             {
                 "group": group,
@@ -144,6 +185,10 @@ def paired_differences(
                 "ci_low": low,
                 "ci_high": high,
                 "n_units": len(common),
+                "sd_diff": sd,
+                "mde": mde,
+                "effect_of_interest": interest,
+                "verdict": power_verdict(low, high, mde, None if np.isnan(interest) else interest),
             }
         )
     return pd.DataFrame(rows)

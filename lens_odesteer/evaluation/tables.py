@@ -53,12 +53,36 @@ def results_markdown(
 
 
 def headline_markdown(paired: pd.DataFrame, metric: str, *, digits: int = 3) -> str:
-    """Paired differences of ``metric`` against the best one-step baseline, one row per method."""
+    """Paired differences of ``metric`` against the best one-step baseline, one row per method.
+
+    When the frame has the power columns of
+    :func:`~lens_odesteer.evaluation.summary.paired_differences`, two more columns follow: the
+    minimum detectable difference (80% power, two-sided 5%) and the plain verdict.
+
+    Example:
+        >>> import pandas as pd
+        >>> p = pd.DataFrame({"group": ["all"], "method": ["ODESteer"], "baseline": ["CAA"],
+        ...     "metric": ["x"], "estimate": [0.01], "ci_low": [-0.02], "ci_high": [0.04],
+        ...     "n_units": [40], "mde": [0.05], "verdict": ["tie (could have detected ±0.050)"]})
+        >>> print(headline_markdown(p, "x").splitlines()[2].replace(" | ", "|"))
+        | all|ODESteer|CAA|0.010 [-0.020, 0.040]|40|±0.050|tie (could have detected ±0.050) |
+    """
     part = paired[paired["metric"] == metric]
-    lines = ["| group | method | baseline | difference [95% CI] | units |", "|---|---|---|---|---|"]
+    power = {"mde", "verdict"} <= set(paired.columns)
+    head = "| group | method | baseline | difference [95% CI] | units |"
+    rule = "|---|---|---|---|---|"
+    if power:
+        head += " detectable (80% power) | verdict |"
+        rule += "---|---|"
+    lines = [head, rule]
+    f = f"{{:.{digits}f}}"
     for _, row in part.iterrows():
-        lines.append(
+        line = (
             f"| {row['group']} | {row['method']} | {row['baseline']} | {_cell(row, digits)} | "
             f"{int(row['n_units'])} |"
         )
+        if power:
+            mde = float(row["mde"])
+            line += f" ±{f.format(mde)} | {row['verdict']} |"
+        lines.append(line)
     return "\n".join(lines)
