@@ -553,7 +553,8 @@ TRAJECTORIES = [
 
         1. in a 2-D view of activation space;
         2. on the level sets of ODESteer's barrier `h` (a slice of it, see below);
-        3. as profiles: `h`, `P(positive)` and the norm `|a|` along each path;
+        3. as profiles: `h`, the barrier's sigmoid `σ(h)` (not a calibrated probability)
+           and the norm `|a|` along each path;
         4. saved as files for a paper.
         """
     ),
@@ -648,7 +649,7 @@ TRAJECTORIES = [
         ## 4. Along the paths
 
         `plot_trajectory_profile` plots, against the share of each method's strength used so
-        far, the barrier `h` and `P(positive) = sigmoid(h)` of each saved point (thin lines:
+        far, the barrier `h` and its sigmoid `σ(h)` of each saved point (thin lines:
         single activations; thick: their mean), and the norm `|a|`.
         """
     ),

@@ -65,7 +65,7 @@ def main() -> None:
         paths,
         title=f"Steering paths at strength {args.strength:g} (SmolLM2, layer 15)",
         width=720,
-        height=520,
+        height=None,  # equal axis scales: the height follows the data's aspect
     )
     out = Path(args.out)
     save_figures({out.stem: fig}, out.parent, formats=("png",), scale=1, static="require")
