@@ -100,6 +100,7 @@ def test_generation_tasks_quick(task: str, model: Any, tmp_path: Path) -> None:
         assert test["sentiment"].between(-1, 1).all()
 
 
+@pytest.mark.usefixtures("eval_data")
 def test_behaviors_quick(model: Any, tmp_path: Path) -> None:
     units = _quick("behaviors", model, tmp_path)
     test = units[units.phase == "test"]
