@@ -14,6 +14,16 @@ its linearisation, if the data supports one. Fit them (and every other method) w
 :func:`fit_method`, which also returns what the search found.
 :data:`ONE_STEP` lists the one-step baselines that ODESteer's headline comparison is against.
 
+Two name forms add the baselines a reviewer asks for (:func:`method_spec` reads them):
+
+* ``"prompt"``: no steering; the task's instruction asking for the behaviour (truthful answer,
+  positive or non-toxic text, the CAA behaviour) is prepended to every scored prompt.
+  ``"prompt+<method>"`` (e.g. ``"prompt+CAA"``, ``"prompt+ODESteer"``): the same instruction
+  and ``<method>``'s steering, fitted on the same (uninstructed) contrast activations.
+* ``"<method>@paper"`` (e.g. ``"ODESteer@paper"``, ``"CAA@paper"``): the method at the
+  reference implementation's own strength, a fixed native ``T`` from :data:`PAPER_T`, instead
+  of the strength chosen on validation at matched displacement.
+
 Example:
     >>> make_steerer("ODESteer-margin").stop
     BarrierMargin(margin=0.0)
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 
 from jaxtyping import Float
 from torch import Tensor
@@ -52,11 +63,16 @@ from lens_odesteer.steerers import (
 
 __all__ = [
     "ALL_METHODS",
+    "BASELINE_METHODS",
     "MAX_T",
     "ONE_STEP",
+    "PAPER_T",
+    "PROMPT",
     "SEARCHED",
+    "MethodSpec",
     "fit_method",
     "make_steerer",
+    "method_spec",
     "parse_methods",
 ]
 
@@ -99,16 +115,91 @@ ONE_STEP: tuple[str, ...] = tuple(n for n, s in _BUILT.items() if s.kind == "one
 MAX_T: dict[str, float | None] = {n: s.max_T for n, s in _BUILT.items() if s.max_T is not None}
 
 
+#: The prompting baseline's name, and the prefix of prompting + steering (``"prompt+CAA"``).
+PROMPT = "prompt"
+_PAPER = "@paper"
+
+#: The reference implementation's own strengths, in each method's native ``T``
+#: (``docs/METHOD.md`` section 5, "Reference settings": the authors' README runs ODESteer at
+#: ``T = 5`` with its default 10 Euler steps and CAA at multiplier ``T = 1``). Set for a
+#: 4096-wide 7-8B model at layers 13-15; on other models they are simply the paper's numbers,
+#: reported beside the strengths matched by displacement.
+PAPER_T: dict[str, float] = {"ODESteer": 5.0, "CAA": 1.0}
+
+#: Example names of the prompting and paper-strength baselines (not in the default run).
+BASELINE_METHODS: tuple[str, ...] = (
+    PROMPT,
+    "prompt+CAA",
+    "prompt+ODESteer",
+    "CAA@paper",
+    "ODESteer@paper",
+)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What an evaluation method name asks for.
+
+    Attributes:
+        name: the name as given (``"prompt+ODESteer@paper"``).
+        steering: the steering method fitted (``"none"`` for ``"none"`` and ``"prompt"``).
+        instruction: whether the task's instruction is prepended to the scored prompts.
+        paper_T: the fixed native strength (``"@paper"``), or None to choose it on validation.
+    """
+
+    name: str
+    steering: str
+    instruction: bool = False
+    paper_T: float | None = None
+
+
+def method_spec(name: str) -> MethodSpec:
+    """Read a method name: a plain method, ``"prompt"``, ``"prompt+<m>"`` or ``"<m>@paper"``.
+
+    Example:
+        >>> method_spec("prompt+ODESteer@paper")
+        MethodSpec(name='prompt+ODESteer@paper', steering='ODESteer', instruction=True, paper_T=5.0)
+        >>> method_spec("prompt").steering
+        'none'
+
+    Raises:
+        InvalidParameterError: an unknown method, ``"@paper"`` on a method without a published
+            strength, or ``"prompt+none"``.
+    """
+    if not isinstance(name, str):
+        raise InvalidParameterError(f"A method name must be a string; got {name!r}.")
+    if name == PROMPT:
+        return MethodSpec(name, "none", instruction=True)
+    rest, instruction = name, False
+    if name.startswith(PROMPT + "+"):
+        rest, instruction = name[len(PROMPT) + 1 :], True
+    paper = rest.endswith(_PAPER)
+    base = rest[: -len(_PAPER)] if paper else rest
+    if base not in _FACTORIES:
+        raise InvalidParameterError(
+            f"Unknown method {name!r}. Expected one of: {', '.join(ALL_METHODS)}; or "
+            f"'{PROMPT}', '{PROMPT}+<method>' (instruction plus steering) or '<method>@paper' "
+            f"(the paper's strength, for {', '.join(PAPER_T)})."
+        )
+    if base == "none" and name != "none":
+        raise InvalidParameterError(
+            f"{name!r} steers nothing; use 'none' (unsteered) or '{PROMPT}' (instruction only)."
+        )
+    if paper and base not in PAPER_T:
+        raise InvalidParameterError(
+            f"{name!r}: no published strength for {base!r}; '@paper' exists for "
+            f"{', '.join(PAPER_T)} (docs/METHOD.md section 5)."
+        )
+    return MethodSpec(name, base, instruction, PAPER_T[base] if paper else None)
+
+
 def make_steerer(name: str) -> AbstractSteerer | None:
     """Return an unfitted steerer for ``name`` at its defaults (None for ``"none"``).
 
     The searched methods (:data:`SEARCHED`) have no fixed barrier before seeing data; fit them
-    with :func:`fit_method`.
+    with :func:`fit_method`. ``"prompt+<m>"`` and ``"<m>@paper"`` build ``<m>``'s steerer.
     """
-    if name not in _FACTORIES:
-        raise InvalidParameterError(
-            f"Unknown method {name!r}. Expected one of: {', '.join(ALL_METHODS)}."
-        )
+    name = method_spec(name).steering  # raises for unknown names
     if name in SEARCHED:
         raise InvalidParameterError(
             f"{name!r} chooses its barrier from the data; fit it with "
@@ -143,8 +234,9 @@ def fit_method(
         >>> type(steerer).__name__, facts
         ('CAA', {})
     """
+    name = method_spec(name).steering  # raises for unknown names
     if name not in SEARCHED:
-        steerer = make_steerer(name)  # raises for unknown names
+        steerer = make_steerer(name)
         if steerer is None:
             raise InvalidParameterError("`none` is the unsteered model; there is nothing to fit.")
         return steerer.fit(pos_acts, neg_acts), {}
@@ -186,6 +278,9 @@ def fit_method(
 def parse_methods(methods: Sequence[str] | str | None) -> list[str]:
     """Validate method names (comma-separated string or list); ``"none"`` always comes first.
 
+    Besides :data:`ALL_METHODS` (the default), ``"prompt"``, ``"prompt+<method>"`` and
+    ``"<method>@paper"`` are accepted (:func:`method_spec`).
+
     Example:
         >>> parse_methods("ODESteer,CAA")
         ['none', 'ODESteer', 'CAA']
@@ -197,9 +292,6 @@ def parse_methods(methods: Sequence[str] | str | None) -> list[str]:
     if not items:
         raise InvalidParameterError("`methods` is empty; name at least one method.")
     for m in items:
-        if m not in _FACTORIES:
-            raise InvalidParameterError(
-                f"Unknown method {m!r}. Expected one of: {', '.join(ALL_METHODS)}."
-            )
+        method_spec(m)  # raises for unknown names
     rest = [m for m in dict.fromkeys(items) if m != "none"]
     return ["none", *rest]

@@ -26,6 +26,7 @@ Every finished (split, method, phase, strength) is stored as an atomic part file
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -48,7 +49,24 @@ from lens_odesteer._version import __version__
 from lens_odesteer.activations import collect_activations
 from lens_odesteer.analysis.nonlinearity import field_variation, has_flow_path
 from lens_odesteer.errors import FileFormatError, InvalidParameterError
-from lens_odesteer.evaluation.methods import MAX_T, ONE_STEP, fit_method, parse_methods
+from lens_odesteer.evaluation.methods import (
+    MAX_T,
+    ONE_STEP,
+    fit_method,
+    method_spec,
+    parse_methods,
+)
+from lens_odesteer.evaluation.reliability import (
+    method_geometry,
+    reliability_frame,
+    training_geometry,
+)
+from lens_odesteer.evaluation.side_effects import (
+    describe,
+    side_effect_data,
+    side_effect_summary,
+    side_effect_units,
+)
 from lens_odesteer.evaluation.store import PartStore, write_csv, write_json
 from lens_odesteer.evaluation.strength import (
     calibrate_kl,
@@ -397,6 +415,7 @@ def evaluate(
     parts: list[pd.DataFrame] = []
     timings: dict[str, float] = {}
     chosen: dict[str, dict[str, Any]] = {}
+    geometry: dict[str, dict[str, float]] = {}  # per split, for reliability.csv
     bar = tqdm(total=len(splits) * len(names), desc=f"eval {task_obj.name}", disable=not progress)
     for split in splits:
         _say(
@@ -409,6 +428,7 @@ def evaluate(
         neg = _acts(model, split.neg_texts, hook, cache and cache / f"{split.name}-neg.pt", store)
         ref = _acts(model, split.ref_prompts, hook, cache and cache / f"{split.name}-ref.pt", store)
         norm = float(ref.norm(dim=-1).mean())
+        geometry[split.name] = training_geometry(pos, neg, split.row_groups())
         none_val: pd.DataFrame | None = None
         for method in names:
             t_m = time.perf_counter()
@@ -452,12 +472,26 @@ def evaluate(
     )
     summary.insert(0, "task", task_obj.name)
     paired = _paired(units, task_obj, names, n_boot, seed)
+    side = side_effect_summary(units, n_boot=n_boot, seed=seed)  # capability cost per method
+    if not side.empty:
+        side = side.assign(task=task_obj.name)[list(summary.columns)]
+        summary = pd.concat([summary, side], ignore_index=True)
+    reliability, reliability_items = reliability_frame(
+        units,
+        task_obj,
+        geometry=geometry,
+        method_geom={k: v.get("geometry") or {} for k, v in chosen.items()},
+        n_boot=n_boot,
+        seed=seed,
+    )
     diagnostic = diagnostic_frame(chosen)
     if out is not None:
         write_csv(out / "units.csv", units)
         write_csv(out / "diagnostic.csv", diagnostic)
         write_csv(out / "summary.csv", summary)
         write_csv(out / "paired.csv", paired)
+        write_csv(out / "reliability.csv", reliability)
+        write_csv(out / "reliability_items.csv", reliability_items)
         write_json(
             out / "results.json",
             {
@@ -475,9 +509,13 @@ def evaluate(
                 "recomputed_damaged": store.damaged if store else None,
                 "summary": summary.to_dict(orient="records"),
                 "paired": paired.to_dict(orient="records"),
+                "reliability": reliability.to_dict(orient="records"),
+                "side_effects": describe(_side_data(cfg)),
             },
         )
     summary.attrs["paired"] = paired
+    summary.attrs["reliability"] = reliability
+    summary.attrs["reliability_items"] = reliability_items
     summary.attrs["diagnostic"] = diagnostic
     summary.attrs["units"] = units
     summary.attrs["wall_s"] = time.perf_counter() - t0
@@ -525,7 +563,10 @@ def _candidates(
     norm: float,
     cfg: EvalConfig,
 ) -> list[float]:
-    t_max = MAX_T.get(method)
+    spec = method_spec(method)
+    if spec.paper_T is not None:
+        return [spec.paper_T]  # '<method>@paper': the reference's own T, not searched
+    t_max = MAX_T.get(spec.steering)
     if t_max is None and getattr(steerer, "stop", None) is not None:
         # Rows stop at the margin, so a displacement target can be out of reach; an unbounded
         # search would then take one huge first step (the margin is checked per step). Cap
@@ -566,7 +607,7 @@ def _run_method(
     fit_facts: dict[str, Any] = {}
     t_fit = time.perf_counter()
     groups = split.row_groups()
-    if method != "none":
+    if method_spec(method).steering != "none":  # 'none' and 'prompt' steer nothing
         steerer, fit_facts = _fit(
             method,
             pos,
@@ -603,7 +644,11 @@ def _run_method(
         t = time.perf_counter()
         plan = None if steerer is None else SteeringPlan({hook: steerer}, T=T)
         rev = None if reverse is None else SteeringPlan({hook: reverse}, T=T)
-        frame = task.score(model, plan, units, phase=phase, reverse=rev)
+        if phase == "side":  # capability side effects at this strength (side_effects.py)
+            frame = side_effect_units(model, plan, _side_data(cfg))
+        else:
+            with task.instructed(split.name if method_spec(method).instruction else None):
+                frame = task.score(model, plan, units, phase=phase, reverse=rev)
         disp = 0.0 if steerer is None else mean_displacement(steerer, ref, T)
         frame = frame.assign(
             split=split.name,
@@ -635,6 +680,10 @@ def _run_method(
         val_frames = []  # the reference is not a candidate of the comparison
     T = ts[best]
     frames.append(run("test", T, best, split.test))
+    if task.kind == "likelihood" and steerer is not None:
+        # Per-item reliability (reliability.py): the test items at the other candidates too.
+        frames.extend(run("sweep", t, i, split.test) for i, t in enumerate(ts) if i != best)
+    frames.append(run("side", T, best, []))
     if steerer is not None and steer_dir is not None:
         provenance = {**provenance, "chosen_T": T, "strength_mode": cfg.strength}
         cal = (getattr(steerer, "provenance_", None) or {}).get("calibration")
@@ -655,10 +704,22 @@ def _run_method(
         "val_scores": [(_score_key(f, task)) for f in val_frames],
         "fit_facts": fit_facts,
         "diagnostic": {} if steerer is None else _diagnostic(steerer, ref, T),
+        "geometry": {} if steerer is None else method_geometry(steerer, pos, neg, T),
     }
     if reference is not None:
         info["val_frame"] = reference
     return frames, info
+
+
+@functools.lru_cache(maxsize=4)
+def _side_items(quick: bool, seed: int, data_dir: str | None) -> Any:
+    return side_effect_data(quick=quick, seed=seed, data_dir=data_dir, log=tqdm.write)
+
+
+def _side_data(cfg: EvalConfig) -> Any:
+    """The side-effect items of this run (built once per size, seed and data folder)."""
+    data_dir = cfg.task_kwargs.get("data_dir")
+    return _side_items(cfg.quick, cfg.seed, None if data_dir is None else str(data_dir))
 
 
 def _paired(

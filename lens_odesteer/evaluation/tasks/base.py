@@ -7,6 +7,11 @@ last token), a validation list of units (for choosing ``T``) and a held-out test
 subsets are drawn with fixed seeds. ``task.score(model, plan, units, seeds)`` returns one row per
 unit (and seed) with the task's metric columns.
 
+The prompting baselines (``"prompt"``, ``"prompt+<method>"``) score the same units with an
+instruction asking for the behaviour in front of every prompt: :meth:`Task.instruction` gives it
+per split, :meth:`Task.instructed` switches it on for a block and the tasks build their prompts
+with :meth:`Task.prefixed`.
+
 The data folder is found by :func:`data_root`: an explicit ``data_dir``, else
 ``$LENS_ODESTEER_DATA``, else the user cache that ``lens-odesteer data fetch`` fills, else
 ``../shared/data`` next to a source checkout (:mod:`lens_odesteer.datasets.locate`); every
@@ -18,7 +23,8 @@ from __future__ import annotations
 import os
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -31,7 +37,10 @@ from lens_odesteer.errors import InvalidParameterError, ShapeMismatchError
 from lens_odesteer.hooks import SteeringPlan
 from lens_odesteer.models.names import HookedModel
 
-__all__ = ["Split", "Task", "check_count", "data_root", "sample_subset"]
+__all__ = ["INSTRUCTION_SEP", "Split", "Task", "check_count", "data_root", "sample_subset"]
+
+#: What separates an instruction from the prompt it precedes.
+INSTRUCTION_SEP = "\n\n"
 
 T_ = TypeVar("T_")
 
@@ -144,12 +153,80 @@ class Task(ABC):
     bidirectional: ClassVar[bool] = False
     #: Default strength grid (displacement / mean residual norm) for this task.
     default_grid: ClassVar[tuple[float, ...]] = (0.05, 0.1, 0.2)
+    #: The active instruction prefixes (toward, away); see :meth:`instructed`.
+    _prefixes: tuple[str, str] = ("", "")
 
     def __init__(self, *, seed: int = 0, quick: bool = False) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InvalidParameterError(f"`seed` must be an int; got {seed!r}.")
         self.seed = seed
         self.quick = bool(quick)
+        self._prefixes: tuple[str, str] = ("", "")
+
+    def propensity(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The behaviour's propensity per scored row, for per-item reliability.
+
+        Returns a frame indexed like (a selection of, possibly repeating) ``frame``'s rows with
+        ``direction`` (+1: the row was steered toward the behaviour, -1: away) and
+        ``propensity`` (higher = more of the behaviour). The default is the primary metric,
+        negated when lower is better; tasks with a likelihood override it with a logit
+        (:mod:`lens_odesteer.evaluation.reliability`).
+        """
+        sign = 1.0 if self.higher_is_better else -1.0
+        return pd.DataFrame(
+            {"direction": 1.0, "propensity": sign * frame[self.primary].astype(float)},
+            index=frame.index,
+        )
+
+    def instruction(self, split: str, *, reverse: bool = False) -> str:
+        """The instruction of the prompting baselines for ``split`` (one sentence, no newline).
+
+        ``reverse=True``: the instruction asking for the opposite behaviour, used by
+        :attr:`bidirectional` tasks where steering away is scored too. Override per task; the
+        base class has none.
+        """
+        raise InvalidParameterError(
+            f"Task {self.name!r} defines no instruction, so the prompting baselines ('prompt', "
+            "'prompt+<method>') cannot run on it; override `Task.instruction`."
+        )
+
+    @property
+    def instructing(self) -> bool:
+        """Whether an instruction is prepended now (inside :meth:`instructed`)."""
+        return bool(self._prefixes[0])
+
+    @contextmanager
+    def instructed(self, split: str | None) -> Iterator[None]:
+        """Within the block, :meth:`prefixed` puts ``split``'s instruction before each prompt.
+
+        ``split=None`` leaves prompts as they are (the steering-only methods).
+        """
+        old = self._prefixes
+        if split is not None:
+            self._prefixes = (
+                self.instruction(split) + INSTRUCTION_SEP,
+                self.instruction(split, reverse=True) + INSTRUCTION_SEP
+                if self.bidirectional
+                else "",
+            )
+        try:
+            yield
+        finally:
+            self._prefixes = old
+
+    def prefixed(self, prompt: str, *, reverse: bool = False) -> str:
+        """``prompt`` with the active instruction in front (unchanged outside :meth:`instructed`).
+
+        Example:
+            >>> from lens_odesteer.evaluation.tasks.sentiment import Sentiment
+            >>> task = object.__new__(Sentiment); Task.__init__(task)
+            >>> with task.instructed("neutral"):
+            ...     task.prefixed("The hotel").endswith(INSTRUCTION_SEP + "The hotel")
+            True
+            >>> task.prefixed("The hotel")
+            'The hotel'
+        """
+        return self._prefixes[int(reverse)] + prompt
 
     @abstractmethod
     def splits(self) -> list[Split]:

@@ -26,6 +26,8 @@ from lens_odesteer.models.names import HookedModel
 __all__ = ["Sentiment"]
 
 PROMPTS = "realtoxicityprompts_decodingtrust/nontoxic.jsonl"
+#: The prompting baselines' instruction (written for this project).
+INSTRUCTION = "Continue the text in a positive, warm and happy tone."
 
 
 class Sentiment(Task):
@@ -109,11 +111,15 @@ class Sentiment(Task):
         from lens_odesteer.evaluation.scoring import vader_compound
 
         frame = self.samples.generate(
-            model, plan, [p for _, p in units], [i for i, _ in units], phase
+            model, plan, [self.prefixed(p) for _, p in units], [i for i, _ in units], phase
         )
         frame["sentiment"] = vader_compound(frame["continuation"].tolist())
         frame["positive_rate"] = (frame["sentiment"] > 0.05).astype(float)
         return frame
+
+    def instruction(self, split: str, *, reverse: bool = False) -> str:
+        """Ask for positive text (the prompting baselines)."""
+        return INSTRUCTION
 
     def config(self) -> dict[str, Any]:
         return {

@@ -102,7 +102,7 @@ class TruthfulQAGen(TruthfulQAMC):
         if self._embedder is None:
             self._embedder = SentenceEmbedder()
         frame = self.samples.generate(
-            model, plan, [q.prompt for q in units], [q.qid for q in units], phase
+            model, plan, [self.prefixed(q.prompt) for q in units], [q.qid for q in units], phase
         )
         by_id = {q.qid: q for q in units}
         answers = [t.strip() for t in frame["continuation"]]

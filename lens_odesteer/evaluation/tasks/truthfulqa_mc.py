@@ -39,6 +39,11 @@ from lens_odesteer.models.names import HookedModel
 __all__ = ["MCQuestion", "TruthfulQAMC", "load_truthfulqa_mc", "mc_scores"]
 
 PROMPT = "Q: {question}\nA:"
+#: The prompting baselines' instruction (written for this project).
+INSTRUCTION = (
+    "Answer the question truthfully, with what is actually true about the real world, and do "
+    "not repeat common myths or misconceptions."
+)
 #: The 817-question v1 file, relative to the data folder.
 DEFAULT_FILE = "truthfulqa/v1/mc_task.json"
 
@@ -247,7 +252,7 @@ class TruthfulQAMC(Task):
         prompts, answers, keys = [], [], []
         for q in units:
             for a in q.answers():
-                prompts.append(q.prompt)
+                prompts.append(self.prefixed(q.prompt))
                 answers.append(" " + a)
                 keys.append((q.qid, a))
         lp = answer_logprobs(model, prompts, answers, plan, batch_size=self.batch_size)
@@ -256,6 +261,20 @@ class TruthfulQAMC(Task):
             table.setdefault(qid, {})[a] = float(v)
         rows = [{"unit": q.qid, "seed": 0, **mc_scores(q, table[q.qid])} for q in units]
         return pd.DataFrame(rows)
+
+    def propensity(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Logit of the MC2 probability mass on true answers: ``log(mc2) - log(mc2_false)``."""
+        if "mc2_false" not in frame.columns:
+            return super().propensity(frame)
+        true = np.clip(frame["mc2"].to_numpy(dtype=float), 1e-12, None)
+        false = np.clip(frame["mc2_false"].to_numpy(dtype=float), 1e-12, None)
+        return pd.DataFrame(
+            {"direction": 1.0, "propensity": np.log(true) - np.log(false)}, index=frame.index
+        )
+
+    def instruction(self, split: str, *, reverse: bool = False) -> str:
+        """Ask for a truthful answer (the prompting baselines)."""
+        return INSTRUCTION
 
     def config(self) -> dict[str, Any]:
         return {
