@@ -29,10 +29,14 @@ import torch
 
 from lens_odesteer.errors import InvalidParameterError
 from lens_odesteer.evaluation.layers import barrier_layer_sweep, steered_layer_sweep
-from lens_odesteer.evaluation.methods import ALL_METHODS, parse_methods
+from lens_odesteer.evaluation.methods import ALL_METHODS, PAPER_T, parse_methods
 from lens_odesteer.evaluation.runner import check_eval_options, evaluate
 from lens_odesteer.evaluation.store import atomic_write_text, write_csv
-from lens_odesteer.evaluation.tables import headline_markdown, results_markdown
+from lens_odesteer.evaluation.tables import (
+    headline_markdown,
+    reliability_markdown,
+    results_markdown,
+)
 from lens_odesteer.evaluation.tasks import TASKS, Task, make_task, task_options
 
 __all__ = [
@@ -177,12 +181,42 @@ def task_report(folder: str | Path) -> str:
         ]
         lines.append(headline_markdown(paired[paired["group"] == "all"], primary))
         lines.append("")
+    lines += _issue17_sections(folder, summary)
     lines.append(
         f"Scoring time summed over parts {sum(wall.values()):.0f} s; this run "
         f"{results['wall_s']:.0f} s ({results['parts_computed']} parts computed, "
         f"{results['parts_reused']} reused); sizes: `{json.dumps(results['splits'])}`"
     )
     return "\n".join(lines) + "\n"
+
+
+def _issue17_sections(folder: Path, summary: pd.DataFrame) -> list[str]:
+    """Report lines on side effects and per-item reliability (when the run wrote them)."""
+    lines: list[str] = []
+    if summary["metric"].astype(str).str.startswith("side_").any():
+        lines += [
+            "Side effects at each method's chosen strength (columns side_*): "
+            "side_fact_pref_change = change in log p(true) - log p(false) on the built-in fact "
+            "pairs against the unsteered model (negative: steering cost knowledge); "
+            "side_neutral_ppl = perplexity of neutral web text steered at every token, "
+            "side_neutral_ppl_ratio = its ratio to the unsteered model's; 95% bootstrap "
+            "intervals over items.",
+            "",
+        ]
+    path = folder / "reliability.csv"
+    if path.exists() and path.stat().st_size > 1:
+        rel = pd.read_csv(path)
+        if not rel.empty:
+            lines += [
+                "Per-item reliability (Tan et al., 2024): steerability = slope of each item's "
+                "propensity against the signed strength (displacement / mean norm; 0 = "
+                "unsteered), anti-steerable = a negative slope; pair agreement and d' from the "
+                "fit activations:",
+                "",
+                reliability_markdown(rel),
+                "",
+            ]
+    return lines
 
 
 def _threads(n: int | None) -> None:
@@ -224,7 +258,9 @@ def eval_choices_text(width: int = 100) -> str:
     )
     lines += block(
         "methods (--methods, comma-separated; default: all; 'none' = unsteered, always run):",
-        ", ".join(ALL_METHODS),
+        ", ".join(ALL_METHODS)
+        + "; baselines: 'prompt' (the task's instruction, no steering), 'prompt+<method>', "
+        + f"'<method>@paper' (the paper's own T, for {', '.join(PAPER_T)})",
     )
     lines.append("--set keys per task (KEY=VALUE, JSON values; [default]):")
     options = {name: task_options(name) for name in TASKS} | {"layers": LAYER_SETTINGS}

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-__all__ = ["headline_markdown", "results_markdown"]
+__all__ = ["headline_markdown", "reliability_markdown", "results_markdown"]
 
 
 def _cell(row: pd.Series, digits: int) -> str:
@@ -85,4 +85,47 @@ def headline_markdown(paired: pd.DataFrame, metric: str, *, digits: int = 3) -> 
             mde = float(row["mde"])
             line += f" ±{f.format(mde)} | {row['verdict']} |"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def reliability_markdown(reliability: pd.DataFrame, *, group: str = "all", digits: int = 2) -> str:
+    """Per-item reliability per method: anti-steerable share and steerability, with intervals.
+
+    ``reliability`` is ``reliability.csv``
+    (:func:`~lens_odesteer.evaluation.reliability.reliability_frame`); geometry columns are
+    shown when present.
+
+    Example:
+        >>> import pandas as pd
+        >>> r = pd.DataFrame({"group": ["all"], "method": ["CAA"], "n_items": [40],
+        ...     "anti_steerable_frac": [0.1], "anti_ci_low": [0.03], "anti_ci_high": [0.2],
+        ...     "steerability_mean": [1.5], "steerability_ci_low": [1.1],
+        ...     "steerability_ci_high": [1.9], "steerability_median": [1.4]})
+        >>> print(reliability_markdown(r).splitlines()[2])
+        | CAA | 40 | 10% [3%, 20%] | 1.50 [1.10, 1.90] | 1.40 |
+    """
+    part = reliability[reliability["group"].astype(str) == group]
+    geo = [c for c in ("fit_agreement", "fit_separation", "direction_separation") if c in part]
+    titles = {
+        "fit_agreement": "pair agreement",
+        "fit_separation": "d' (mean diff.)",
+        "direction_separation": "d' (own direction)",
+    }
+    head = ["method", "items", "anti-steerable [95% CI]", "steerability [95% CI]", "median"]
+    head += [titles[c] for c in geo]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    f = f"{{:.{digits}f}}"
+    for _, row in part.iterrows():
+        anti = (
+            f"{100 * row['anti_steerable_frac']:.0f}% [{100 * row['anti_ci_low']:.0f}%, "
+            f"{100 * row['anti_ci_high']:.0f}%]"
+        )
+        steer = (
+            f"{f.format(row['steerability_mean'])} [{f.format(row['steerability_ci_low'])}, "
+            f"{f.format(row['steerability_ci_high'])}]"
+        )
+        cells = [str(row["method"]), str(int(row["n_items"])), anti, steer]
+        cells.append(f.format(row["steerability_median"]))
+        cells += ["" if pd.isna(row[c]) else f.format(float(row[c])) for c in geo]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
