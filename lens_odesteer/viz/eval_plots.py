@@ -342,7 +342,8 @@ def write_eval_figures(
 ) -> list[Path]:
     """Write the figures of one ``lens-odesteer eval`` output folder; return the paths.
 
-    For a task folder: metric vs strength (primary metric), paired differences and, for
+    For a task folder: metric vs strength (primary metric), paired differences, per-item
+    steerability (:func:`~lens_odesteer.viz.reliability_plots.plot_steerability`) and, for
     generation tasks, the fluency trade-off. For a layer-sweep folder: barrier AUC per layer.
     Each figure is written as self-contained HTML and, when static export works here, as PNG
     and PDF beside it (``static="auto"`` warns and writes HTML only without a browser;
@@ -370,6 +371,14 @@ def write_eval_figures(
             paired = pd.read_csv(paired_path, keep_default_na=False)
             if primary in set(paired["metric"]):
                 figs["paired_differences"] = plot_paired_forest(paired, primary)
+        items_path, rel_path = root / "reliability_items.csv", root / "reliability.csv"
+        if items_path.exists() and items_path.stat().st_size > 1:
+            from lens_odesteer.viz.reliability_plots import plot_steerability
+
+            items = pd.read_csv(items_path)
+            if not items.empty:
+                rel = pd.read_csv(rel_path) if rel_path.exists() else None
+                figs["steerability"] = plot_steerability(items, rel)
     written = save_figures(figs, root, formats=formats, static=static, scale=2)
     return [path for paths in written.values() for path in paths]
 
