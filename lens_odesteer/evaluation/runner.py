@@ -49,6 +49,7 @@ from lens_odesteer._version import __version__
 from lens_odesteer.activations import collect_activations
 from lens_odesteer.analysis.nonlinearity import field_variation, has_flow_path
 from lens_odesteer.errors import FileFormatError, InvalidParameterError
+from lens_odesteer.evaluation.distributed import Shard, current_shard
 from lens_odesteer.evaluation.methods import (
     MAX_T,
     ONE_STEP,
@@ -73,7 +74,7 @@ from lens_odesteer.evaluation.strength import (
     mean_displacement,
     solve_T_for_displacement,
 )
-from lens_odesteer.evaluation.summary import paired_differences, summarize
+from lens_odesteer.evaluation.summary import baseline_pairs, paired_differences, summarize
 from lens_odesteer.evaluation.tasks import make_task
 from lens_odesteer.evaluation.tasks.base import Split, Task
 from lens_odesteer.hooks import SteeringPlan
@@ -215,6 +216,8 @@ def _acts(
     batch_size: int = 16,
 ) -> Tensor:
     if cache is not None and store is not None:
+        if not store.owns(str(cache)):  # data-parallel: another rank computes it
+            store.wait_whole(cache, what="activation cache")
         loaded = _cached_acts(store, cache, len(texts))
         if loaded is not None:
             return loaded
@@ -258,6 +261,8 @@ def _fit(
     when its seal proves it whole; the facts are returned as they read back from the file, so a
     resumed run reports exactly what a fresh one does.
     """
+    if path is not None and store is not None and not store.owns(str(path)):
+        store.wait_whole(path, what="steerer")  # data-parallel: another rank fits it
     if path is not None and store is not None and store.whole(path, what="steerer") is not None:
         try:
             steerer = load_steerer(path)
@@ -331,6 +336,7 @@ def evaluate(
     fresh: bool = False,
     progress: bool = True,
     task_kwargs: dict[str, Any] | None = None,
+    shard: Shard | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``methods`` on ``task`` and return the tidy summary (see the module docstring).
 
@@ -348,6 +354,10 @@ def evaluate(
         seed: seed of the task's subsets; n_boot: bootstrap resamples.
         fresh: discard partial results in ``out_dir`` instead of resuming.
         task_kwargs: passed to the task's constructor (sizes, data path, ...).
+        shard: this process of a data-parallel run (default: from ``RANK``/``WORLD_SIZE``, set
+            by ``accelerate launch``/``torchrun``; see
+            :mod:`~lens_odesteer.evaluation.distributed`). Each rank computes its share of the
+            work into ``out_dir`` and rank 0 writes the merged results.
 
     Returns:
         The summary frame (``summary.csv``); the full results are in ``out_dir``.
@@ -365,6 +375,12 @@ def evaluate(
     )
     grid, kl_budget, max_ppl_ratio = checked["grid"], checked["kl_budget"], checked["max_ppl_ratio"]
     names = parse_methods(methods)
+    shard = shard if shard is not None else current_shard()
+    if shard.world > 1 and out_dir is None:
+        raise InvalidParameterError(
+            f"A data-parallel run ({shard.world} processes) shares its work through `out_dir`; "
+            "pass an output folder."
+        )
     task_obj = (
         task
         if isinstance(task, Task)
@@ -398,7 +414,14 @@ def evaluate(
     )
     from lens_odesteer.models.loading import model_provenance
 
-    model_info = {k: str(v) for k, v in model_provenance(model).items()}
+    raw_info = model_provenance(model)
+    model_info = {k: str(v) for k, v in raw_info.items()}
+    # Steerers keep the model's facts with their types (d_model 64, not "64"), so a steerer
+    # read back from the store (a resumed or data-parallel run) passes the provenance check.
+    fit_info = {
+        k: v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+        for k, v in raw_info.items()
+    }
     fingerprint = {
         **{k: v for k, v in asdict(cfg).items() if k != "methods"},
         "task_config": task_obj.config(),
@@ -407,16 +430,20 @@ def evaluate(
     }
     out = Path(out_dir) if out_dir is not None else None
     store = (
-        PartStore(out, fingerprint, fresh=fresh, log=lambda line: _say(line, t0))
+        PartStore(out, fingerprint, fresh=fresh, log=lambda line: _say(line, t0), shard=shard)
         if out is not None
         else None
     )
     splits = task_obj.splits()
-    parts: list[pd.DataFrame] = []
+    parts: list[pd.DataFrame | _Pending] = []
     timings: dict[str, float] = {}
     chosen: dict[str, dict[str, Any]] = {}
     geometry: dict[str, dict[str, float]] = {}  # per split, for reliability.csv
-    bar = tqdm(total=len(splits) * len(names), desc=f"eval {task_obj.name}", disable=not progress)
+    bar = tqdm(
+        total=len(splits) * len(names),
+        desc=f"eval {task_obj.name}",
+        disable=not progress or not shard.is_main,
+    )
     for split in splits:
         _say(
             f"{split.name}: activations of {len(split.pos_texts)}+{len(split.neg_texts)} "
@@ -445,7 +472,7 @@ def evaluate(
                 cfg,
                 store,
                 out,
-                model_info,
+                fit_info,
                 none_val,
             )
             if method == "none":
@@ -461,7 +488,9 @@ def evaluate(
                 t0,
             )
     bar.close()
-    units = pd.concat(parts, ignore_index=True)
+    frames_all = [_resolve(store, p) for p in parts]
+    shard.barrier()  # every rank has finished its items; rank 0 writes the merged results
+    units = pd.concat(frames_all, ignore_index=True)
     units.insert(0, "task", task_obj.name)
     summary = summarize(
         units,
@@ -485,7 +514,7 @@ def evaluate(
         seed=seed,
     )
     diagnostic = diagnostic_frame(chosen)
-    if out is not None:
+    if out is not None and shard.is_main:
         write_csv(out / "units.csv", units)
         write_csv(out / "diagnostic.csv", diagnostic)
         write_csv(out / "summary.csv", summary)
@@ -507,6 +536,7 @@ def evaluate(
                 "parts_computed": store.n_computed if store else None,
                 "parts_reused": store.n_reused if store else None,
                 "recomputed_damaged": store.damaged if store else None,
+                "processes": shard.world,
                 "summary": summary.to_dict(orient="records"),
                 "paired": paired.to_dict(orient="records"),
                 "reliability": reliability.to_dict(orient="records"),
@@ -519,6 +549,8 @@ def evaluate(
     summary.attrs["diagnostic"] = diagnostic
     summary.attrs["units"] = units
     summary.attrs["wall_s"] = time.perf_counter() - t0
+    summary.attrs["parts_computed"] = store.n_computed if store else None
+    summary.attrs["parts_reused"] = store.n_reused if store else None
     return summary
 
 
@@ -592,9 +624,9 @@ def _run_method(
     cfg: EvalConfig,
     store: PartStore | None,
     out: Path | None,
-    model_info: dict[str, str],
+    model_info: dict[str, Any],
     none_val: pd.DataFrame | None,
-) -> tuple[list[pd.DataFrame], dict[str, Any]]:
+) -> tuple[list[pd.DataFrame | _Pending], dict[str, Any]]:
     provenance = {
         **model_info,
         "hook_name": hook,
@@ -632,11 +664,19 @@ def _run_method(
     fit_s = time.perf_counter() - t_fit
     if steerer is None:
         ts = [0.0]
-    else:
+    elif store is None or out is None:
         ts = _candidates(task, model, method, steerer, split, hook, ref, norm, cfg)
+    else:  # data-parallel: one rank solves them, so every rank names the parts alike
+        ts = store.shared(
+            out / "steerers" / f"{split.name}-{method}-candidates.json",
+            lambda: _candidates(task, model, method, steerer, split, hook, ref, norm, cfg),
+            what="candidate strengths",
+        )
 
-    def run(phase: str, T: float, index: int, units: list[Any]) -> pd.DataFrame:
+    def run(phase: str, T: float, index: int, units: list[Any]) -> pd.DataFrame | _Pending:
         key = f"{split.name}|{method}|{phase}|{index}|{T:.6g}"
+        if store is not None and not store.owns(key):
+            return _Pending(key)  # data-parallel: another rank scores it
         if store is not None:
             stored = store.reuse(key)  # None when missing or not proven whole
             if stored is not None:
@@ -662,14 +702,15 @@ def _run_method(
         )
         return store.put(key, frame) if store is not None else frame
 
-    frames = []
+    frames: list[pd.DataFrame | _Pending] = []
     val_frames: list[pd.DataFrame] = []
     # Validation runs for every steered method (also with one candidate: it ranks the one-step
     # baselines for the paired comparison without looking at test data) and for the unsteered
     # model in generation tasks (the perplexity reference).
     need_val = steerer is not None or task.kind == "generation"
     if need_val:
-        val_frames = [run("val", T, i, split.val) for i, T in enumerate(ts)]
+        pending = [run("val", T, i, split.val) for i, T in enumerate(ts)]
+        val_frames = [_resolve(store, f) for f in pending]
         frames.extend(val_frames)
     ppl_limit = None
     if task.kind == "generation" and none_val is not None and "ppl" in none_val:
@@ -684,7 +725,7 @@ def _run_method(
         # Per-item reliability (reliability.py): the test items at the other candidates too.
         frames.extend(run("sweep", t, i, split.test) for i, t in enumerate(ts) if i != best)
     frames.append(run("side", T, best, []))
-    if steerer is not None and steer_dir is not None:
+    if steerer is not None and steer_dir is not None and (store is None or store.shard.is_main):
         provenance = {**provenance, "chosen_T": T, "strength_mode": cfg.strength}
         cal = (getattr(steerer, "provenance_", None) or {}).get("calibration")
         if cal is not None:
@@ -709,6 +750,20 @@ def _run_method(
     if reference is not None:
         info["val_frame"] = reference
     return frames, info
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A part another rank of a data-parallel run scores; read once it is sealed."""
+
+    key: str
+
+
+def _resolve(store: PartStore | None, frame: pd.DataFrame | _Pending) -> pd.DataFrame:
+    if isinstance(frame, _Pending):
+        assert store is not None
+        return store.wait(frame.key)
+    return frame
 
 
 @functools.lru_cache(maxsize=4)
@@ -767,6 +822,12 @@ def _paired(
                 units, metric, method, best, pooled=task.pooled, n_boot=n_boot, seed=seed
             )
             frames.append(frame.assign(baseline_chosen_by="validation" if by_val else "test"))
+    for method, base in baseline_pairs(names):  # prompt+X vs prompt and X, X@paper vs X
+        for metric in task.metrics:
+            frame = paired_differences(
+                units, metric, method, base, pooled=task.pooled, n_boot=n_boot, seed=seed
+            )
+            frames.append(frame.assign(baseline_chosen_by="design"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

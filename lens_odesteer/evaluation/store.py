@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ import pandas as pd
 
 from lens_odesteer._atomic import atomic_write_text
 from lens_odesteer.errors import FileFormatError
+from lens_odesteer.evaluation.distributed import Shard
 
 __all__ = ["PartStore", "atomic_write_text", "read_json", "write_csv", "write_json"]
 
@@ -121,6 +123,10 @@ class PartStore:
             then recomputed too).
         log: called with one line for each file that is recomputed because it is damaged
             (default: a ``UserWarning``).
+        shard: this process of a data-parallel run (default: a single process). Rank 0 opens
+            the folder first (``fresh``, removing temporaries, the fingerprint) while the other
+            ranks wait at a barrier; then work item ``i`` (:meth:`owns`) is rank ``i % world``'s,
+            and the other ranks read it when its seal appears (:meth:`wait_whole`).
     """
 
     def __init__(
@@ -130,13 +136,34 @@ class PartStore:
         *,
         fresh: bool = False,
         log: Callable[[str], None] | None = None,
+        shard: Shard | None = None,
     ) -> None:
+        self.shard = shard if shard is not None else Shard()
+        self._items = 0
         self.base = Path(root)
         self.root = self.base / "parts"
-        self.root.mkdir(parents=True, exist_ok=True)
         self._log = log
         self.digest = config_digest(fingerprint)
         self.damaged: list[str] = []
+        if not self.shard.is_main:
+            self.shard.barrier()  # rank 0 prepares the folder first
+        else:
+            self._prepare(fingerprint, fresh)
+            self.shard.barrier()
+        if not self.shard.is_main and fingerprint is not None:
+            previous = self._read_stamp(self.root / "fingerprint.json")
+            canon = json.loads(json.dumps(fingerprint, default=str, sort_keys=True))
+            if previous != canon:
+                raise FileFormatError(
+                    f"Rank {self.shard.rank} sees another configuration in {str(self.base)!r} "
+                    "than rank 0 wrote; every rank must run the same command."
+                )
+        self.n_computed = 0
+        self.n_reused = 0
+
+    def _prepare(self, fingerprint: dict[str, Any] | None, fresh: bool) -> None:
+        """Create the folder, remove temporaries, apply ``fresh``, check the fingerprint."""
+        self.root.mkdir(parents=True, exist_ok=True)
         self._sweep_temporaries()
         stamp = self.root / "fingerprint.json"
         if fresh:
@@ -160,8 +187,6 @@ class PartStore:
                     f"configuration (differs in {changed}). Use another --out folder, or "
                     "pass fresh=True (--fresh) to discard them."
                 )
-        self.n_computed = 0
-        self.n_reused = 0
 
     def _sweep_temporaries(self) -> None:
         """Delete the temporary files a killed run left (they were never renamed into place).
@@ -272,6 +297,87 @@ class PartStore:
         except (OSError, ValueError, AttributeError):
             return None
         return rows if isinstance(rows, int) and not isinstance(rows, bool) else None
+
+    # -- data-parallel ----------------------------------------------------------------------
+    def owns(self, what: str = "") -> bool:
+        """Claim the next work item: True when this rank computes it (always, single process).
+
+        Every rank must call this at the same points of the same work list (before looking for
+        a stored file, so reuse on one rank cannot shift the count); item ``i`` belongs to rank
+        ``i % world``. ``what`` only names the item.
+        """
+        index = self._items
+        self._items += 1
+        return self.shard.owner(index) == self.shard.rank
+
+    def wait_whole(
+        self,
+        path: Path,
+        *,
+        what: str,
+        key: str | None = None,
+        timeout_s: float | None = None,
+        poll_s: float = 0.05,
+    ) -> bytes:
+        """The bytes of ``path`` once its seal proves it whole (another rank is writing it).
+
+        Nothing is logged while the file is missing or not yet sealed (its owner is working);
+        a line is said every 10 minutes of waiting. ``timeout_s`` None waits as long as it
+        takes (the launcher stops every rank if one fails).
+
+        Raises:
+            TimeoutError: ``timeout_s`` passed first.
+        """
+        start = last = time.monotonic()
+        while True:
+            if path.exists():
+                problem, data = self._check(path, key)
+                if problem is None:
+                    return data
+            now = time.monotonic()
+            if timeout_s is not None and now - start > timeout_s:
+                raise TimeoutError(
+                    f"rank {self.shard.rank} waited {timeout_s:g} s for {what} {str(path)!r} "
+                    "from another rank; is every rank running the same command?"
+                )
+            if now - last > 600:
+                last = now
+                if self._log is not None:
+                    self._log(f"rank {self.shard.rank} still waiting for {what} {str(path)!r}")
+            time.sleep(poll_s)
+            poll_s = min(poll_s * 1.5, 1.0)
+
+    def wait(self, key: str, *, timeout_s: float | None = None) -> pd.DataFrame:
+        """The part ``key`` once another rank has stored it (see :meth:`wait_whole`)."""
+        path = self.path(key)
+        while True:
+            self.wait_whole(path, what=f"part {key!r}", key=key, timeout_s=timeout_s)
+            frame = self.reuse(key)
+            if frame is not None:
+                return frame
+
+    def shared(self, path: Path, compute: Callable[[], Any], *, what: str) -> Any:
+        """A JSON value computed once: by this rank if it owns the item, else read when sealed.
+
+        A single process just returns ``compute()``. In a data-parallel run the value is kept in
+        ``path`` (sealed; reused on a rerun) and every rank gets it as read back from JSON, so
+        all ranks use exactly the same value (e.g. the candidate strengths that name the parts).
+        """
+        if self.shard.world == 1:
+            return compute()
+        if self.owns(what):
+            data = self.whole(path, what=what)
+            if data is not None:
+                try:
+                    return json.loads(data)
+                except (ValueError, RecursionError):
+                    pass
+            value = json.loads(json.dumps(compute()))
+            self.unseal(path)
+            write_json(path, value)
+            self.seal(path)
+            return value
+        return json.loads(self.wait_whole(path, what=what))
 
     # -- parts --------------------------------------------------------------------------------
     def path(self, key: str) -> Path:
