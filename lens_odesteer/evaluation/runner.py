@@ -74,7 +74,7 @@ from lens_odesteer.evaluation.strength import (
     mean_displacement,
     solve_T_for_displacement,
 )
-from lens_odesteer.evaluation.summary import paired_differences, summarize
+from lens_odesteer.evaluation.summary import baseline_pairs, paired_differences, summarize
 from lens_odesteer.evaluation.tasks import make_task
 from lens_odesteer.evaluation.tasks.base import Split, Task
 from lens_odesteer.hooks import SteeringPlan
@@ -822,6 +822,12 @@ def _paired(
                 units, metric, method, best, pooled=task.pooled, n_boot=n_boot, seed=seed
             )
             frames.append(frame.assign(baseline_chosen_by="validation" if by_val else "test"))
+    for method, base in baseline_pairs(names):  # prompt+X vs prompt and X, X@paper vs X
+        for metric in task.metrics:
+            frame = paired_differences(
+                units, metric, method, base, pooled=task.pooled, n_boot=n_boot, seed=seed
+            )
+            frames.append(frame.assign(baseline_chosen_by="design"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -36,7 +36,7 @@ from lens_odesteer.evaluation.stats import (
     power_verdict,
 )
 
-__all__ = ["paired_differences", "summarize", "unit_table"]
+__all__ = ["baseline_pairs", "paired_differences", "summarize", "unit_table"]
 
 
 def _uid(frame: pd.DataFrame) -> pd.Series:
@@ -192,3 +192,26 @@ def paired_differences(
             }
         )
     return pd.DataFrame(rows)
+
+
+def baseline_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The baseline comparisons a reviewer asks for among ``names``: ``(method, baseline)``.
+
+    ``prompt+<m>`` against ``prompt`` (does steering add to the instruction?) and against
+    ``<m>`` (does the instruction add to steering?); ``<m>@paper`` against ``<m>`` (the paper's
+    strength against the one matched by displacement and chosen on validation). Only pairs whose
+    two methods are both in ``names``.
+
+    Example:
+        >>> baseline_pairs(["none", "CAA", "prompt", "prompt+CAA", "CAA@paper", "ODESteer@paper"])
+        [('prompt+CAA', 'prompt'), ('prompt+CAA', 'CAA'), ('CAA@paper', 'CAA')]
+    """
+    present = set(names)
+    pairs = []
+    for name in names:
+        if name.startswith("prompt+"):
+            base = name[len("prompt+") :]
+            pairs += [(name, b) for b in ("prompt", base) if b in present]
+        elif name.endswith("@paper") and name[: -len("@paper")] in present:
+            pairs.append((name, name[: -len("@paper")]))
+    return pairs

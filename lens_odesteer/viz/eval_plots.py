@@ -369,6 +369,8 @@ def write_eval_figures(
         paired_path = root / "paired.csv"
         if paired_path.exists() and paired_path.stat().st_size > 1:
             paired = pd.read_csv(paired_path, keep_default_na=False)
+            if "baseline_chosen_by" in paired:  # the forest is against the one-step baseline
+                paired = paired[paired["baseline_chosen_by"] != "design"]
             if primary in set(paired["metric"]):
                 figs["paired_differences"] = plot_paired_forest(paired, primary)
         items_path, rel_path = root / "reliability_items.csv", root / "reliability.csv"

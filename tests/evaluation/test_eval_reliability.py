@@ -313,6 +313,12 @@ def test_power_and_side_effect_columns(run: tuple[pd.DataFrame, Path, Any]) -> N
     summary, out, _ = run
     paired = pd.read_csv(out / "paired.csv")
     assert {"mde", "verdict", "effect_of_interest"} <= set(paired.columns)
+    design = paired[paired["baseline_chosen_by"] == "design"]
+    assert set(zip(design["method"], design["baseline"], strict=True)) == {
+        ("prompt+CAA", "prompt"),
+        ("prompt+CAA", "CAA"),
+        ("CAA@paper", "CAA"),
+    }
     assert np.isfinite(paired["mde"]).all()
     side = summary[summary["metric"].isin(SIDE_METRICS)]
     methods = {"none", "CAA", "ODESteer", "prompt", "prompt+CAA", "CAA@paper"}
