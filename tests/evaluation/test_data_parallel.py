@@ -156,4 +156,4 @@ def test_evaluate_needs_a_folder_to_share(monkeypatch: pytest.MonkeyPatch) -> No
     from lens_odesteer.evaluation import evaluate
 
     with pytest.raises(InvalidParameterError, match="out_dir"):
-        evaluate("sentiment", object(), quick=True, shard=Shard(0, 2))  # type: ignore[arg-type]
+        evaluate("sentiment", object(), quick=True, shard=Shard(0, 2))
