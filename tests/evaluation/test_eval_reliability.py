@@ -364,3 +364,37 @@ def test_side_effect_units_and_summary(model: Any) -> None:
     assert table[("none", "side_neutral_ppl_ratio")] == pytest.approx(1.0)
     assert table[("CAA", "side_neutral_ppl_ratio")] != pytest.approx(1.0)
     assert np.isfinite(rows[["estimate", "ci_low", "ci_high"]].to_numpy()).all()
+
+
+# --- the real tasks' instructions and propensities (data files, no model) ------------------
+
+
+@pytest.mark.usefixtures("eval_data")
+def test_task_instructions_and_propensities() -> None:
+    from lens_odesteer.evaluation import make_task
+    from lens_odesteer.evaluation.tasks.behaviors import INSTRUCTIONS
+
+    behaviors = make_task("behaviors", quick=True)
+    toward, away = INSTRUCTIONS["sycophancy"]
+    assert behaviors.instruction("sycophancy") == toward
+    assert behaviors.instruction("sycophancy", reverse=True) == away
+    assert "'made-up'" in behaviors.instruction("made-up")  # unknown behaviours: generic
+    with behaviors.instructed("sycophancy"):
+        assert behaviors.prefixed("Q?").startswith(toward)
+        assert behaviors.prefixed("Q?", reverse=True).startswith(away)
+    assert behaviors.prefixed("Q?") == "Q?"
+    frame = pd.DataFrame({"p_toward": [0.5, 0.9], "p_away": [0.5, 0.1]})
+    points = behaviors.propensity(frame)
+    assert len(points) == 4 and sorted(points["direction"]) == [-1, -1, 1, 1]
+    assert points["propensity"].round(6).tolist() == [
+        0.0,
+        round(np.log(9), 6),
+        0.0,
+        -round(np.log(9), 6),
+    ]
+    for name in ("truthfulqa_mc", "sentiment", "detox", "truthfulqa_gen"):
+        task = make_task(name, quick=True)
+        assert task.instruction(task.splits()[0].name)
+    mc = make_task("truthfulqa_mc", quick=True)
+    logit = mc.propensity(pd.DataFrame({"mc2": [0.75], "mc2_false": [0.25]}))
+    assert logit["propensity"].item() == pytest.approx(np.log(3))
