@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from lens_odesteer.errors import InvalidParameterError
+from lens_odesteer.evaluation.distributed import current_shard
 from lens_odesteer.evaluation.layers import barrier_layer_sweep, steered_layer_sweep
 from lens_odesteer.evaluation.methods import ALL_METHODS, PAPER_T, parse_methods
 from lens_odesteer.evaluation.runner import check_eval_options, evaluate
@@ -488,6 +489,8 @@ def run_eval_command(args: argparse.Namespace) -> list[Path]:
             fresh=args.fresh,
             task_kwargs=kwargs,
         )
+        if not current_shard().is_main:
+            continue  # data-parallel: rank 0 writes the report (and the CLI the figures)
         report = task_report(folder)
         atomic_write_text(folder / "report.md", report)
         print(report, flush=True)

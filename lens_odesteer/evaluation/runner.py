@@ -543,6 +543,7 @@ def evaluate(
                 "side_effects": describe(_side_data(cfg)),
             },
         )
+    shard.barrier()  # the merged results are on disk before any rank returns
     summary.attrs["paired"] = paired
     summary.attrs["reliability"] = reliability
     summary.attrs["reliability_items"] = reliability_items
