@@ -824,6 +824,8 @@ def _paired(
             )
             frames.append(frame.assign(baseline_chosen_by="validation" if by_val else "test"))
     for method, base in baseline_pairs(names):  # prompt+X vs prompt and X, X@paper vs X
+        if base == best:
+            continue  # every method was compared with the best one-step baseline above
         for metric in task.metrics:
             frame = paired_differences(
                 units, metric, method, base, pooled=task.pooled, n_boot=n_boot, seed=seed
