@@ -7,6 +7,19 @@ mask per row: every position from the last prompt token through the end of the t
 multiple-choice semantics), so the prompt before its last token is never edited and the answer
 is read under the steered model.
 
+Only the steered part differs between methods, strengths and answers: the prompt before the
+first steered position (the *prefix*) is the same for all of them, and so is every layer up to
+the steered hook. On a TL 4 ``TransformerBridge`` steered at one ``blocks.L.hook_resid_post``,
+scoring therefore runs in three stages, each computed once and reused across calls (and so
+across steering plans): the prefix of each distinct prompt through all layers (its per-layer
+keys and values, a KV cache), the steered suffix (the last prompt token and the answer) through
+blocks ``0..L`` on top of that cache (the unsteered residual at the hook), and, per plan, the
+steering of that residual and blocks ``L+1..`` over the suffixes only, batched across answers and
+prompts. Models, hooks and plans this does not fit (a classic ``HookedTransformer``, several
+hook points, other hook sites, architectures whose decoder stack is not a ``layers`` list) use
+one full hooked pass per batch instead. The two agree to float rounding (see
+``tests/evaluation/test_split_scoring.py``).
+
 Example:
     >>> from lens_odesteer.models import tiny_bridge
     >>> model = tiny_bridge()
@@ -17,12 +30,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import inspect
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lens_odesteer.activations import answer_spans
 from lens_odesteer.errors import InvalidParameterError
@@ -37,7 +54,7 @@ from lens_odesteer.models.names import (
 )
 from lens_odesteer.models.tokens import pad_token_id, pad_tokens, tokenize
 
-__all__ = ["PREFIX_CACHE", "answer_logprobs", "next_token_logprobs"]
+__all__ = ["PREFIX_CACHE", "SPLIT_CACHE", "answer_logprobs", "next_token_logprobs"]
 
 
 def _tokens(model: HookedModel, text: str) -> Tensor:
@@ -149,6 +166,417 @@ def _forward(
     return logits
 
 
+# -- split scoring: a cached prefix, the unsteered suffix up to the hook, steered blocks after it
+
+#: Use split scoring where it applies. False forces one full hooked pass per batch: the reference
+#: path that the tests and ``benchmarks/bench_eval.py`` compare against.
+_SPLIT_SCORING = True
+
+
+class _SplitCache:
+    """What split scoring reuses across calls, for one model and one steered layer ``L``.
+
+    * per distinct prefix (token ids before the first steered position): its keys and values
+      in blocks ``L+1..`` as one tensor ``[n_after, 2, kv_heads, p, d_head]`` (None: empty);
+    * per (prefix, suffix): the unsteered residual at ``blocks.L.hook_resid_post`` over the
+      suffix ``[s, d_model]``.
+
+    The cache follows one model at a time: another model, another layer, or parameters that
+    were changed in place (their version counter moved) empty it. At ``max_bytes`` it is emptied
+    and refilled.
+    """
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self.prefixes: dict[tuple[int, ...], Tensor | None] = {}
+        self.suffixes: dict[tuple[tuple[int, ...], tuple[int, ...]], Tensor] = {}
+        self.nbytes = 0
+        self.hits = 0
+        self._owner: tuple[Any, ...] | None = None
+        self._model: weakref.ref[Any] | None = None
+
+    def bind(self, model: HookedModel, layer: int) -> None:
+        """Empty the cache unless it holds states of this model, layer and parameters."""
+        param = next(iter(model.parameters()), None)
+        stamp = None if param is None else (param.data_ptr(), param.dtype, param._version)
+        owner = (id(model), layer, stamp)
+        if owner != self._owner or self._model is None or self._model() is not model:
+            self.clear()
+            self._owner = owner
+            self._model = weakref.ref(model)
+
+    def _count(self, tensor: Tensor | None) -> None:
+        if tensor is None:
+            return
+        size = tensor.numel() * tensor.element_size()
+        if self.nbytes + size > self.max_bytes:
+            self.prefixes.clear()
+            self.suffixes.clear()
+            self.nbytes = 0
+        self.nbytes += size
+
+    def put_prefix(self, key: tuple[int, ...], kv: Tensor | None) -> None:
+        self._count(kv)
+        self.prefixes[key] = kv
+
+    def put_suffix(self, key: tuple[tuple[int, ...], tuple[int, ...]], resid: Tensor) -> None:
+        self._count(resid)
+        self.suffixes[key] = resid
+
+    def clear(self) -> None:
+        """Drop every cached state (and zero the hit count)."""
+        self.prefixes.clear()
+        self.suffixes.clear()
+        self.nbytes = 0
+        self.hits = 0
+        self._owner = None
+        self._model = None
+
+
+#: The cache of split scoring (:func:`answer_logprobs`, :func:`next_token_logprobs`).
+SPLIT_CACHE = _SplitCache()
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A bridge whose decoder blocks can be run in pieces, steered at ``resid_post(layer)``."""
+
+    model: Any
+    hook: str
+    layer: int
+    n_layers: int
+    causal_lm: nn.Module
+    base: nn.Module
+    point: Any
+
+
+_LOGITS_TO_KEEP: dict[type, bool] = {}
+
+
+def _split_for(model: HookedModel, plan: SteeringPlan | None) -> _Split | None:
+    """Return how to split-score ``model`` under ``plan``, or None to use full hooked passes."""
+    if not _SPLIT_SCORING or plan is None or not plan.active or len(plan) != 1:
+        return None
+    if not is_bridge(model):
+        return None
+    name = plan.hook_names[0]
+    layer = hook_layer(name)
+    n_layers = model_n_layers(model)
+    if layer is None or not 0 <= layer < n_layers - 1:
+        return None
+    points = _model.hook_dict(model)
+    point = points.get(name)
+    if point is None or point is not points.get(resid_post(layer)):
+        return None
+    causal_lm = getattr(model, "original_model", None)
+    base = getattr(causal_lm, "model", None)
+    layers = getattr(base, "layers", None)
+    blocks = getattr(model, "blocks", None)
+    if not isinstance(causal_lm, nn.Module) or not isinstance(base, nn.Module):
+        return None
+    if not isinstance(layers, nn.ModuleList) or blocks is None or len(layers) != n_layers:
+        return None
+    if len(blocks) != n_layers or any(a is not b for a, b in zip(layers, blocks, strict=True)):
+        return None
+    if any(
+        getattr(b, "_stop_at_layer_idx", None) is not None
+        or getattr(b, "_start_at_layer_idx", None) is not None
+        for b in blocks
+    ):
+        return None  # a bridge forward in progress (or one that did not clean up)
+    kind = type(causal_lm)
+    if kind not in _LOGITS_TO_KEEP:
+        try:
+            params = inspect.signature(causal_lm.forward).parameters
+            names = set(params)
+        except (TypeError, ValueError):
+            names = set()
+        _LOGITS_TO_KEEP[kind] = {"logits_to_keep", "past_key_values", "position_ids"} <= names
+    if not _LOGITS_TO_KEEP[kind]:
+        return None
+    return _Split(model, name, layer, n_layers, causal_lm, base, point)
+
+
+@contextmanager
+def _only_blocks(split: _Split, start: int, stop: int, inject: Tensor | None) -> Iterator[None]:
+    """Run only decoder blocks ``start..stop-1``; ``inject`` replaces the first one's input.
+
+    The residual is swapped in at the block itself (not fed as input embeddings), so models that
+    scale or add to their embeddings before the first block get exactly ``inject``.
+    """
+    base = split.base
+    full = base._modules["layers"]
+    assert isinstance(full, nn.ModuleList)
+    handle = None
+    if inject is not None:
+
+        def swap(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if args:
+                return (inject, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": inject}
+
+        handle = full[start].register_forward_pre_hook(swap, with_kwargs=True)
+    base._modules["layers"] = nn.ModuleList(list(full)[start:stop])
+    try:
+        yield
+    finally:
+        base._modules["layers"] = full
+        if handle is not None:
+            handle.remove()
+
+
+def _new_cache(data: list[tuple[Tensor | None, Tensor | None]] | None = None) -> Any:
+    """A HuggingFace ``DynamicCache`` (filled from per-layer ``(keys, values)`` when given)."""
+    from transformers import DynamicCache  # there whenever a TransformerBridge is
+
+    return DynamicCache() if data is None else DynamicCache(ddp_cache_data=data)
+
+
+def _layer_kv(cache: Any, index: int) -> tuple[Tensor, Tensor]:
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        return layers[index].keys, layers[index].values
+    return cache.key_cache[index], cache.value_cache[index]  # older transformers
+
+
+def _pack(kvs: Sequence[Tensor | None], p_max: int) -> Tensor | None:
+    """Left-pad per-row prefix states ``[layers, 2, heads, p, d_head]`` to one batch tensor."""
+    first = next((kv for kv in kvs if kv is not None), None)
+    if first is None or p_max == 0:
+        return None
+    n_l, _, heads, _, d_head = first.shape
+    out = first.new_zeros(len(kvs), n_l, 2, heads, p_max, d_head)
+    for r, kv in enumerate(kvs):
+        if kv is not None:
+            out[r, ..., p_max - kv.shape[-2] :, :] = kv
+    return out
+
+
+def _cache(split: _Split, packed: Tensor | None, first: int) -> Any:
+    """A ``DynamicCache`` holding ``packed`` as the prefix of blocks ``first..`` (None: none)."""
+    if packed is None:
+        return None
+    n, n_l, _, _, p_max, _ = packed.shape
+    data: list[tuple[Tensor | None, Tensor | None]] = [(None, None)] * first
+    if first > 0:
+        # block 0 does not run, but the cache's length (masks, positions) is read there
+        data[0] = (packed.new_zeros(1, 1, 1, 1).expand(n, 1, p_max, 1),) * 2
+    data += [(packed[:, j, 0], packed[:, j, 1]) for j in range(n_l)]
+    return _new_cache(data)
+
+
+def _layout(p_len: Tensor, s_len: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Attention mask ``[n, P + S]`` (prefixes left-, suffixes right-padded), suffix mask
+    ``[n, S]`` and suffix positions ``[n, S]``."""
+    p_max, width = int(p_len.max()), int(s_len.max())
+    s_mask = (torch.arange(width)[None] < s_len[:, None]).long()
+    p_mask = (torch.arange(p_max)[None] >= p_max - p_len[:, None]).long()
+    pos = p_len[:, None] + torch.arange(width)[None]
+    return torch.cat([p_mask, s_mask], dim=1), s_mask, pos
+
+
+def _run_prefixes(split: _Split, prefixes: list[tuple[int, ...]]) -> list[Tensor]:
+    """Keys and values ``[n_layers, 2, kv_heads, p, d_head]`` of every block, per prefix."""
+    device = model_device(split.model)
+    padded = pad_tokens(
+        [torch.tensor(p, dtype=torch.long) for p in prefixes],
+        pad_token_id(split.model),
+        side="left",
+    )
+    att = padded.attention_mask
+    pos = (att.cumsum(1) - 1).clamp_min(0)
+    cache = _new_cache()
+    split.base(
+        input_ids=padded.ids.to(device),
+        attention_mask=att.to(device),
+        position_ids=pos.to(device),
+        past_key_values=cache,
+        use_cache=True,
+    )
+    keys = [_layer_kv(cache, i) for i in range(split.n_layers)]
+    width = padded.ids.shape[1]
+    out = []
+    for r, n in enumerate(padded.lengths):
+        out.append(torch.stack([torch.stack([k[r], v[r]]) for k, v in keys])[..., width - n :, :])
+    return out
+
+
+def _run_suffixes(
+    split: _Split, kvs: list[Tensor | None], prefixes: list[int], suffixes: list[Tensor]
+) -> list[Tensor]:
+    """The unsteered residual at the hook ``[s, d_model]`` over each suffix, after its prefix."""
+    device = model_device(split.model)
+    p_len = torch.tensor(prefixes)
+    padded = pad_tokens(suffixes, pad_token_id(split.model), side="right")
+    att, _, pos = _layout(p_len, torch.tensor(padded.lengths))
+    cache = _cache(split, _pack(kvs, int(p_len.max())), 0)
+    captured: dict[str, Tensor] = {}
+
+    def capture(module: nn.Module, args: Any, output: Tensor) -> None:
+        captured["x"] = output
+
+    handle = split.point.register_forward_hook(capture)
+    try:
+        with _only_blocks(split, 0, split.layer + 1, None):
+            split.base(
+                input_ids=padded.ids.to(device),
+                attention_mask=att.to(device),
+                position_ids=pos.to(device),
+                past_key_values=cache,
+                use_cache=cache is not None,
+            )
+    finally:
+        handle.remove()
+    resid = captured["x"]
+    return [resid[r, :n].clone() for r, n in enumerate(padded.lengths)]
+
+
+def _ensure_states(
+    split: _Split,
+    prefixes: list[tuple[int, ...]],
+    suffixes: list[tuple[int, ...]],
+    batch_size: int,
+) -> tuple[dict[tuple[int, ...], Tensor | None], list[Tensor]]:
+    """Prefix states and unsteered suffix residuals of every row, from the cache or computed.
+
+    Missing ones are computed in batches across prompts: the prefixes through every block
+    (their keys and values), then the suffixes through blocks ``0..L`` on top of them.
+    """
+    store = SPLIT_CACHE
+    store.bind(split.model, split.layer)
+    cut = split.layer + 1
+    kvs: dict[tuple[int, ...], Tensor | None] = {}
+    resid: list[Tensor | None] = [None] * len(prefixes)
+    missing: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
+    for i, key in enumerate(zip(prefixes, suffixes, strict=True)):
+        found = store.suffixes.get(key)
+        if found is None:
+            missing.setdefault(key, []).append(i)
+        else:
+            store.hits += 1
+            resid[i] = found
+    need = {p for p, _ in missing}
+    for p in prefixes:
+        if p not in need and p not in kvs:
+            if p in store.prefixes:
+                kvs[p] = store.prefixes[p]
+            else:
+                need.add(p)
+    todo = sorted(need, key=len)
+    chunk = max(batch_size, 1) * 4
+    for c in range(0, len(todo), chunk):
+        group = todo[c : c + chunk]
+        early: dict[tuple[int, ...], Tensor | None] = {}
+        real = [p for p in group if p]
+        for b in range(0, len(real), batch_size):
+            part = real[b : b + batch_size]
+            for p, kv in zip(part, _run_prefixes(split, part), strict=True):
+                early[p] = kv[:cut]
+                kvs[p] = kv[cut:].clone()
+                store.put_prefix(p, kvs[p])
+        for p in group:
+            if not p:
+                early[p] = kvs[p] = None
+                store.put_prefix(p, None)
+        texts = sorted((k for k in missing if k[0] in early), key=lambda k: len(k[1]))
+        for b in range(0, len(texts), batch_size):
+            batch = texts[b : b + batch_size]
+            got = _run_suffixes(
+                split,
+                [early[p] for p, _ in batch],
+                [len(p) for p, _ in batch],
+                [torch.tensor(s, dtype=torch.long) for _, s in batch],
+            )
+            for key, r in zip(batch, got, strict=True):
+                store.put_suffix(key, r)
+                for i in missing[key]:
+                    resid[i] = r
+    return kvs, [r for r in resid if r is not None]
+
+
+_PLAIN_HEAD: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
+
+
+def _plain_head(split: _Split) -> nn.Module | None:
+    """The output layer when logits are exactly ``head(base(...))`` (checked once per model).
+
+    Then the logits of the positions that are read can be computed alone. Models that do
+    more after the head (logit soft-capping, scaling) give None and get the causal LM's own
+    logits for every column instead.
+    """
+    head = split.causal_lm.get_output_embeddings()  # type: ignore[operator]
+    if not isinstance(head, nn.Module):
+        return None
+    plain = _PLAIN_HEAD.get(split.causal_lm)
+    if plain is None:
+        vocab = int(getattr(head, "out_features", 0) or 0) or 2
+        ids = (torch.arange(3) % vocab)[None].to(model_device(split.model))
+        with torch.inference_mode():
+            ref = split.causal_lm(input_ids=ids).logits
+            mine = head(split.base(input_ids=ids).last_hidden_state)
+        plain = ref.shape == mine.shape and bool(torch.allclose(ref, mine, rtol=1e-5, atol=1e-5))
+        _PLAIN_HEAD[split.causal_lm] = plain
+    return head if plain else None
+
+
+def _split_logits(
+    split: _Split,
+    plan: SteeringPlan,
+    tokens: list[Tensor],
+    steer_from: list[int],
+    batch_size: int,
+    read: Callable[[int, int], tuple[int, int]],
+) -> Iterator[tuple[list[int], list[Tensor]]]:
+    """Yield ``(rows, logits)`` per batch: per row the logits ``[c1 - c0, vocab]`` of columns
+    ``c0..c1-1`` of its suffix, ``(c0, c1) = read(row, suffix_length)``.
+
+    The suffix of row ``i`` is ``tokens[i][steer_from[i]:]``, every one of its tokens steered;
+    column ``c`` holds the prediction after suffix token ``c``.
+    """
+    prefixes = [tuple(t[:s].tolist()) for t, s in zip(tokens, steer_from, strict=True)]
+    suffixes = [tuple(t[s:].tolist()) for t, s in zip(tokens, steer_from, strict=True)]
+    cut = split.layer + 1
+    kvs, resid = _ensure_states(split, prefixes, suffixes, batch_size)
+    device = model_device(split.model)
+    head = _plain_head(split)
+    order = sorted(range(len(tokens)), key=lambda i: (len(suffixes[i]), len(prefixes[i])))
+    for b in range(0, len(order), batch_size):
+        rows = order[b : b + batch_size]
+        s_len = torch.tensor([len(suffixes[i]) for i in rows])
+        p_len = torch.tensor([len(prefixes[i]) for i in rows])
+        att, s_mask, pos = _layout(p_len, s_len)
+        spans = [read(i, len(suffixes[i])) for i in rows]
+        x = resid[rows[0]].new_zeros(len(rows), s_mask.shape[1], resid[rows[0]].shape[-1])
+        for r, i in enumerate(rows):
+            x[r, : len(suffixes[i])] = resid[i]
+        pairs = plan.replace(scope="all", attention_mask=s_mask).hooks(split.model)
+        steered = pairs[0][1](x, hook=split.point)
+        cache = _cache(split, _pack([kvs[prefixes[i]] for i in rows], int(p_len.max())), cut)
+        att, pos = att.to(device), pos.to(device)
+        counts = [c1 - c0 for c0, c1 in spans]
+        if sum(counts) == 0:
+            yield rows, [steered.new_zeros(0, 0) for _ in rows]
+            continue
+        common = {
+            "attention_mask": att,
+            "position_ids": pos,
+            "past_key_values": cache,
+            "use_cache": cache is not None,
+        }
+        with _only_blocks(split, cut, split.n_layers, steered):
+            if head is not None:  # the logits of the columns read, and no others
+                hidden = split.base(inputs_embeds=steered, **common).last_hidden_state
+                rr = torch.cat([torch.full((c1 - c0,), r) for r, (c0, c1) in enumerate(spans)])
+                cc = torch.cat([torch.arange(c0, c1) for c0, c1 in spans])
+                flat = head(hidden[rr.to(device), cc.to(device)][None])[0]
+                blocks = list(flat.split(counts))
+            else:
+                keep = torch.arange(max(c1 for _, c1 in spans), device=device)
+                out = split.causal_lm(inputs_embeds=steered, logits_to_keep=keep, **common)
+                blocks = [out.logits[r, c0:c1] for r, (c0, c1) in enumerate(spans)]
+        yield rows, blocks
+
+
 def answer_logprobs(
     model: HookedModel,
     prompts: Sequence[str],
@@ -179,8 +607,26 @@ def answer_logprobs(
     tokens = [_tokens(model, t) for t in texts]
     starts = [s for s, _ in spans]
     out = np.zeros(len(texts), dtype=np.float64)
+    steer_from = [s - 1 for s in starts]
+    split = _split_for(model, plan) if min(steer_from, default=0) >= 0 else None
+    if split is not None:
+        assert plan is not None
+        with torch.inference_mode():
+            # The suffix is the last prompt token and the answer but its last token: what
+            # follows that token is never read, and no earlier position attends to it.
+            # Its columns 0 .. s-1 predict the answer's tokens.
+            for rows, blocks in _split_logits(
+                split, plan, [t[:-1] for t in tokens], steer_from, batch_size, lambda i, s: (0, s)
+            ):
+                for i, block in zip(rows, blocks, strict=True):
+                    start, end = spans[i]
+                    logp = torch.log_softmax(block.float(), dim=-1)
+                    target = tokens[i][start:end].to(logp.device)
+                    cols = torch.arange(end - start, device=logp.device)
+                    out[i] = float(logp[cols, target].sum())
+        return out
     with torch.inference_mode():
-        for rows, ids, att, scope in _batches(model, tokens, [s - 1 for s in starts], batch_size):
+        for rows, ids, att, scope in _batches(model, tokens, steer_from, batch_size):
             logits = _forward(model, ids, att, scope, plan)
             logp = torch.log_softmax(logits.float(), dim=-1)
             width = ids.shape[1]
@@ -229,6 +675,17 @@ def next_token_logprobs(
             )
     keep = None if token_ids is None else torch.tensor(list(token_ids), dtype=torch.long)
     results: list[Tensor | None] = [None] * len(tokens)
+    split = _split_for(model, plan)
+    if split is not None:
+        assert plan is not None
+        with torch.inference_mode():
+            for rows, blocks in _split_logits(
+                split, plan, tokens, list(steer_from), batch_size, lambda i, s: (s - 1, s)
+            ):
+                for i, block in zip(rows, blocks, strict=True):
+                    logp = torch.log_softmax(block[0].float(), dim=-1).cpu()
+                    results[i] = logp if keep is None else logp[keep]
+        return torch.stack([r for r in results if r is not None])
     with torch.inference_mode():
         for rows, ids, att, scope in _batches(model, tokens, list(steer_from), batch_size):
             logits = _forward(model, ids, att, scope, plan)
