@@ -137,6 +137,30 @@ def batch_size_for(model: Any, device: str, *, default: int = 16, cap: int = 128
     return size
 
 
+def _batch_size(fixed: int | None, model: Any, device: str, record: Path, shard: Any) -> int:
+    """``--batch-size``, else the one an earlier run of this folder used, else sized now.
+
+    The batch size is part of each task's configuration, so a rerun keeps the first run's
+    (free memory differs from run to run), and data-parallel ranks agree on the smallest.
+    """
+    if fixed is not None:
+        return fixed
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8")).get("batch_size")
+    except (OSError, ValueError, AttributeError):
+        stored = None
+    if isinstance(stored, int) and not isinstance(stored, bool) and stored >= 1:
+        return stored
+    size = batch_size_for(model, device)
+    if shard.world > 1:
+        import torch.distributed as dist
+
+        value = torch.tensor([size])
+        dist.all_reduce(value, op=dist.ReduceOp.MIN, group=shard.group)
+        size = int(value.item())
+    return size
+
+
 def _settings(task: str, quick: bool, batch: int, options: dict[str, Any]) -> dict[str, Any]:
     from lens_odesteer.evaluation.tasks import task_options
 
@@ -224,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         layer, why = args.layer, "--layer"
     else:
         layer, why = paper_layer(model_family(args.model), n_layers)
-    batch = args.batch_size or batch_size_for(model, device)
     label = Path(args.model).name or "model"
     out = Path(args.out) if args.out is not None else Path("runs") / "paper" / label
+    batch = _batch_size(args.batch_size, model, device, out / "paper_scale.json", shard)
     say = print if shard.is_main else (lambda *a, **k: None)
     say(
         f"{label}: {n_layers} layers, steering layer {layer} ({why}); {args.dtype} on {device}; "
