@@ -19,9 +19,16 @@ Strength (``strength=``):
 
 Every finished (split, method, phase, strength) is stored as an atomic part file under
 ``out_dir``; a rerun with the same configuration skips finished parts. Results: ``units.csv``
-(per unit and seed), ``summary.csv`` (tidy estimates with 95% bootstrap intervals),
-``paired.csv`` (paired differences against the best one-step baseline) and ``results.json``
-(configuration, library and model provenance, sizes, timings).
+(per unit and seed), ``summary.csv`` (tidy estimates with 95% bootstrap intervals, plus the
+``side_*`` capability rows of :mod:`~lens_odesteer.evaluation.side_effects`), ``paired.csv``
+(paired differences against the best one-step baseline, with their power), ``reliability.csv``
+and ``reliability_items.csv`` (per-item steerability,
+:mod:`~lens_odesteer.evaluation.reliability`) and ``results.json`` (configuration, library and
+model provenance, sizes, timings).
+
+Besides ``val`` and ``test``, two phases are scored: ``sweep`` (likelihood tasks: the test
+units at every other candidate strength, for the per-item slopes) and ``side`` (the side-effect
+items at the chosen strength).
 """
 
 from __future__ import annotations
