@@ -125,7 +125,21 @@ def _driver(out: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def _stamps(out: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} if out.exists() else {}
+    """Modification times of the files under ``out``, listed while the child writes there.
+
+    A temporary file the child renames or removes between the listing and the ``stat`` is
+    simply not counted.
+    """
+    stamps: dict[Path, int] = {}
+    if not out.exists():
+        return stamps
+    for p in out.rglob("*"):
+        try:
+            if p.is_file():
+                stamps[p] = p.stat().st_mtime_ns
+        except FileNotFoundError:
+            continue
+    return stamps
 
 
 def _writes_since(out: Path, before: dict[Path, int]) -> int:
