@@ -254,7 +254,8 @@ def training_geometry(
 
     * ``agreement``: the mean cosine of each pair's difference ``pos_g - neg_g`` with the mean
       difference (pairs by group id, each side's rows of a group averaged; default: row ``i``
-      of each class) -- near 1 when every pair points the same way (Braun et al., 2025);
+      of each class) -- near 1 when every pair points the same way (Braun et al., 2025); NaN
+      when no group has rows in both classes;
     * ``agreement_sd``: the spread of those cosines;
     * ``separation``: d' of the two classes' projections on the mean-difference direction;
     * ``n_pairs``.
@@ -279,21 +280,23 @@ def training_geometry(
                 f"`groups` has {len(pg)}/{len(ng)} ids for {len(p)}/{len(n)} rows; give one id "
                 "per row."
             )
-        shared = [g for g in dict.fromkeys(pg) if g in set(ng)]
-        if not shared:
-            raise InvalidParameterError("No group id has rows in both classes; nothing to pair.")
-        diffs = torch.stack(
-            [
-                p[[i for i, x in enumerate(pg) if x == g]].mean(0)
-                - n[[i for i, x in enumerate(ng) if x == g]].mean(0)
-                for g in shared
-            ]
+        rows_p: dict[Hashable, list[int]] = {}
+        rows_n: dict[Hashable, list[int]] = {}
+        for i, g in enumerate(pg):
+            rows_p.setdefault(g, []).append(i)
+        for i, g in enumerate(ng):
+            rows_n.setdefault(g, []).append(i)
+        shared = [g for g in rows_p if g in rows_n]
+        diffs = (
+            torch.stack([p[rows_p[g]].mean(0) - n[rows_n[g]].mean(0) for g in shared])
+            if shared
+            else p[:0]
         )
     mean_diff = p.mean(0) - n.mean(0)
     unit = mean_diff / mean_diff.norm().clamp_min(1e-30)
     cos = (diffs @ unit) / diffs.norm(dim=1).clamp_min(1e-30)
     return {
-        "agreement": float(cos.mean()),
+        "agreement": float(cos.mean()) if len(cos) else float("nan"),
         "agreement_sd": float(cos.std()) if len(cos) > 1 else 0.0,
         "separation": _d_prime((p @ unit).numpy(), (n @ unit).numpy()),
         "n_pairs": float(len(diffs)),

@@ -398,3 +398,10 @@ def test_task_instructions_and_propensities() -> None:
     mc = make_task("truthfulqa_mc", quick=True)
     logit = mc.propensity(pd.DataFrame({"mc2": [0.75], "mc2_false": [0.25]}))
     assert logit["propensity"].item() == pytest.approx(np.log(3))
+
+
+def test_training_geometry_without_shared_groups_has_nan_agreement() -> None:
+    gen = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(6, 4, generator=gen) + 1, torch.randn(6, 4, generator=gen)
+    geo = training_geometry(pos, neg, (["a"] * 6, ["b"] * 6))
+    assert np.isnan(geo["agreement"]) and geo["n_pairs"] == 0.0 and geo["separation"] > 0
