@@ -155,6 +155,11 @@ def _add_eval_parser(sub: Any) -> None:
     ev.add_argument("--layers", default=None, help="layers for 'layers', e.g. 0,3,6")
     ev.add_argument("--fresh", action="store_true", help="discard partial results in --out")
     ev.add_argument(
+        "--no-side-effects",
+        action="store_true",
+        help="skip the side_* rows (facts preference, neutral perplexity) to save time",
+    )
+    ev.add_argument(
         "--no-figures", action="store_true", help="write tables and reports but no figures"
     )
 

@@ -488,6 +488,7 @@ def run_eval_command(args: argparse.Namespace) -> list[Path]:
             n_boot=args.n_boot,
             fresh=args.fresh,
             task_kwargs=kwargs,
+            side_effects=not getattr(args, "no_side_effects", False),
         )
         if not current_shard().is_main:
             continue  # data-parallel: rank 0 writes the report (and the CLI the figures)

@@ -344,6 +344,7 @@ def evaluate(
     progress: bool = True,
     task_kwargs: dict[str, Any] | None = None,
     shard: Shard | None = None,
+    side_effects: bool = True,
 ) -> pd.DataFrame:
     """Evaluate ``methods`` on ``task`` and return the tidy summary (see the module docstring).
 
@@ -365,6 +366,10 @@ def evaluate(
             by ``accelerate launch``/``torchrun``; see
             :mod:`~lens_odesteer.evaluation.distributed`). Each rank computes its share of the
             work into ``out_dir`` and rank 0 writes the merged results.
+        side_effects: measure each method's capability side effects at its chosen strength
+            (:mod:`~lens_odesteer.evaluation.side_effects`: the ``side_*`` summary rows; about
+            330 short forward passes per method and split, 56 with ``quick``). False skips them
+            (``--no-side-effects``), e.g. for long CPU runs.
 
     Returns:
         The summary frame (``summary.csv``); the full results are in ``out_dir``.
@@ -481,6 +486,7 @@ def evaluate(
                 out,
                 fit_info,
                 none_val,
+                side_effects=side_effects,
             )
             if method == "none":
                 none_val = info.pop("val_frame", None)
@@ -547,7 +553,7 @@ def evaluate(
                 "summary": summary.to_dict(orient="records"),
                 "paired": paired.to_dict(orient="records"),
                 "reliability": reliability.to_dict(orient="records"),
-                "side_effects": describe(_side_data(cfg)),
+                "side_effects": describe(_side_data(cfg)) if side_effects else None,
             },
         )
     shard.barrier()  # the merged results are on disk before any rank returns
@@ -634,6 +640,8 @@ def _run_method(
     out: Path | None,
     model_info: dict[str, Any],
     none_val: pd.DataFrame | None,
+    *,
+    side_effects: bool = True,
 ) -> tuple[list[pd.DataFrame | _Pending], dict[str, Any]]:
     provenance = {
         **model_info,
@@ -732,7 +740,8 @@ def _run_method(
     if task.kind == "likelihood" and steerer is not None:
         # Per-item reliability (reliability.py): the test items at the other candidates too.
         frames.extend(run("sweep", t, i, split.test) for i, t in enumerate(ts) if i != best)
-    frames.append(run("side", T, best, []))
+    if side_effects:
+        frames.append(run("side", T, best, []))
     if steerer is not None and steer_dir is not None and (store is None or store.shard.is_main):
         provenance = {**provenance, "chosen_T": T, "strength_mode": cfg.strength}
         cal = (getattr(steerer, "provenance_", None) or {}).get("calibration")

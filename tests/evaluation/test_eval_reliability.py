@@ -405,3 +405,19 @@ def test_training_geometry_without_shared_groups_has_nan_agreement() -> None:
     pos, neg = torch.randn(6, 4, generator=gen) + 1, torch.randn(6, 4, generator=gen)
     geo = training_geometry(pos, neg, (["a"] * 6, ["b"] * 6))
     assert np.isnan(geo["agreement"]) and geo["n_pairs"] == 0.0 and geo["separation"] > 0
+
+
+def test_side_effects_can_be_skipped(model: Any) -> None:
+    summary = evaluate(
+        PromptedTask(),
+        model,
+        methods=["CAA"],
+        layer=1,
+        n_boot=50,
+        grid=(0.1,),
+        progress=False,
+        side_effects=False,
+    )
+    assert not summary["metric"].isin(SIDE_METRICS).any()
+    assert "side" not in set(summary.attrs["units"]["phase"])
+    assert not summary.attrs["reliability"].empty  # reliability does not depend on them
