@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Fit ODESteer and one-step CAA on the default model and print unsteered, "
         "CAA and ODESteer continuations side by side.",
     )
-    demo.add_argument("--model", default=None, help="local HF folder or .gguf (default SmolLM2)")
+    demo.add_argument(
+        "--model",
+        default=None,
+        help="a local HF folder or .gguf, or gemma-3-270m after `bash scripts/dev.sh models` "
+        "(default: SmolLM2-135M-Instruct)",
+    )
     demo.add_argument(
         "--dataset",
         default="sentiment",
@@ -138,7 +143,12 @@ def _add_eval_parser(sub: Any) -> None:
         help="bootstrap resamples for the 95%% confidence intervals (default: 2000)",
     )
     ev.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ev.add_argument("--model", default=None, help="local HF folder or .gguf (default SmolLM2)")
+    ev.add_argument(
+        "--model",
+        default=None,
+        help="a local HF folder or .gguf, or gemma-3-270m after `bash scripts/dev.sh models` "
+        "(default: SmolLM2-135M-Instruct)",
+    )
     ev.add_argument(
         "--data-dir",
         default=None,
