@@ -2,7 +2,8 @@
 
 Names: steer (field and steer throughput grid), fit (fit time, memory and accuracy grid),
 collect (activation collection vs a plain forward pass), load (default model, GGUF and cached),
-generate (steered generation overhead). ``--quick`` runs smaller grids and fewer repeats;
+generate (steered generation overhead), eval (TruthfulQA MC scoring throughput, split vs
+full passes). ``--quick`` runs smaller grids and fewer repeats;
 ``--threads N`` sets torch's CPU threads (also for the benchmarks' child processes).
 """
 
@@ -13,7 +14,14 @@ import os
 import sys
 from collections.abc import Callable
 
-from benchmarks import bench_collect, bench_fit, bench_generate, bench_load, bench_steer
+from benchmarks import (
+    bench_collect,
+    bench_eval,
+    bench_fit,
+    bench_generate,
+    bench_load,
+    bench_steer,
+)
 
 BENCHMARKS: dict[str, Callable[[bool], None]] = {
     "steer": bench_steer.run,
@@ -21,6 +29,7 @@ BENCHMARKS: dict[str, Callable[[bool], None]] = {
     "collect": bench_collect.run,
     "load": bench_load.run,
     "generate": bench_generate.run,
+    "eval": bench_eval.run,
 }
 
 
