@@ -57,6 +57,20 @@ _INSET_CORNERS = {
     "lower left": ((0.03, 0.39), (0.03, 0.41)),
     "lower right": ((0.61, 0.97), (0.03, 0.41)),
 }
+#: Sizes tried for an automatically placed inset, as a share of the corner boxes above: the
+#: largest one that hides no path's start or end marker wins.
+_INSET_SCALES = (1.0, 0.75, 0.55)
+
+InsetDomain = tuple[tuple[float, float], tuple[float, float]]
+
+
+def _corner_domain(corner: str, scale: float = 1.0) -> InsetDomain:
+    """The inset's share of the plot for ``corner``, shrunk towards the corner by ``scale``."""
+    (a, b), (c, d) = _INSET_CORNERS[corner]
+    w, h = (b - a) * scale, (d - c) * scale
+    x = (a, a + w) if "left" in corner else (b - w, b)
+    y = (c, c + h) if "lower" in corner else (d - h, d)
+    return x, y
 
 
 def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -82,6 +96,10 @@ def _grid_arrays(grid: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def _ends(paths: pd.DataFrame) -> pd.DataFrame:
     return paths.loc[paths.groupby(["method", "row"])["step"].idxmax()]
+
+
+def _starts(paths: pd.DataFrame) -> pd.DataFrame:
+    return paths.loc[paths.groupby(["method", "row"])["step"].idxmin()]
 
 
 def _separations(paths: pd.DataFrame) -> list[dict[str, Any]]:
@@ -329,31 +347,75 @@ def _inset_box(paths: pd.DataFrame, row: int) -> tuple[float, float, float, floa
     return cx - half, cx + half, cy - half, cy + half
 
 
+#: How much hiding one thing under the inset costs: a data point, a stretch of a path (its line
+#: sampled at 16 points per saved step), a path's end marker (what the figure is about).
+_HIDE_COST = {"point": 1.0, "path": 5.0, "end": 100.0}
+
+
+def _path_samples(paths: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Points along every drawn path (its segments, not only its saved states)."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    keys = [c for c in ("method", "row") if c in paths]
+    groups = paths.groupby(keys, sort=False) if keys else [(None, paths)]
+    for _, path in groups:
+        path = path.sort_values("step") if "step" in path else path
+        x, y = path["x"].to_numpy(float), path["y"].to_numpy(float)
+        if len(x) < 2:
+            xs.append(x)
+            ys.append(y)
+            continue
+        t = np.linspace(0.0, len(x) - 1.0, 16 * (len(x) - 1) + 1)
+        xs.append(np.interp(t, np.arange(len(x)), x))
+        ys.append(np.interp(t, np.arange(len(y)), y))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def _free_corner(
     paths: pd.DataFrame,
     points: pd.DataFrame | None,
     extent: tuple[float, float, float, float],
     box: tuple[float, float, float, float],
-) -> str:
-    """The corner of the plot where an inset hides the fewest points and not the zoomed box."""
+) -> tuple[str, InsetDomain]:
+    """Where an automatic inset goes: the corner and size that hide the least.
+
+    It never covers the zoomed box. Path start and end markers cost most, then the paths'
+    lines, then data points (:data:`_HIDE_COST`); the largest size of :data:`_INSET_SCALES`
+    that hides no marker is used, else the smallest size's cheapest corner.
+    """
     x0, x1, y0, y1 = extent
-    xs = [paths["x"].to_numpy()]
-    ys = [paths["y"].to_numpy()]
+    path_x, path_y = _path_samples(paths)
+    marks = pd.concat([_ends(paths), _starts(paths)])
+    parts = [
+        (path_x, path_y, _HIDE_COST["path"]),
+        (marks["x"].to_numpy(float), marks["y"].to_numpy(float), _HIDE_COST["end"]),
+    ]
     if points is not None:
-        xs.append(points["x"].to_numpy())
-        ys.append(points["y"].to_numpy())
-    px = (np.concatenate(xs) - x0) / (x1 - x0)
-    py = (np.concatenate(ys) - y0) / (y1 - y0)
+        parts.append(
+            (points["x"].to_numpy(float), points["y"].to_numpy(float), _HIDE_COST["point"])
+        )
+    px = np.concatenate([(x - x0) / (x1 - x0) for x, _, _ in parts])
+    py = np.concatenate([(y - y0) / (y1 - y0) for _, y, _ in parts])
+    weight = np.concatenate([np.full(len(x), w) for x, _, w in parts])
     bx = ((box[0] + box[1]) / 2 - x0) / (x1 - x0)
     by = ((box[2] + box[3]) / 2 - y0) / (y1 - y0)
 
-    def crowd(corner: str) -> float:
-        (a, b), (c, d) = _INSET_CORNERS[corner]
+    def cost(domain: InsetDomain) -> float:
+        (a, b), (c, d) = domain
         inside = (px >= a) & (px <= b) & (py >= c) & (py <= d)
         covers_box = a - 0.05 <= bx <= b + 0.05 and c - 0.05 <= by <= d + 0.05
-        return float(inside.sum()) + 1e6 * covers_box
+        return float(weight[inside].sum()) + 1e9 * covers_box
 
-    return min(_INSET_CORNERS, key=crowd)
+    best: tuple[float, str, InsetDomain] | None = None
+    for scale in _INSET_SCALES:
+        options = [
+            (cost(_corner_domain(c, scale)), c, _corner_domain(c, scale)) for c in _INSET_CORNERS
+        ]
+        best = min(options, key=lambda option: option[0])
+        if best[0] < _HIDE_COST["end"]:
+            break
+    assert best is not None
+    return best[1], best[2]
 
 
 def plot_level_sets(
@@ -389,8 +451,9 @@ def plot_level_sets(
             units", "act. units" at paper-column width).
         step_markers: also mark every saved step (default: start and end only).
         max_paths: draw at most this many paths per method (the first rows).
-        inset: add a zoomed inset around the end points: True (the emptiest corner) or one of
-            ``"upper left"``, ``"upper right"``, ``"lower left"``, ``"lower right"``.
+        inset: add a zoomed inset around the end points: True (the corner, and the largest of
+            three sizes, that hides no path's start or end marker and the fewest points) or one
+            of ``"upper left"``, ``"upper right"``, ``"lower left"``, ``"lower right"``.
         line_width: width of the multi-step paths (one-step ones are drawn 1.9x wider).
 
     The axes have equal scales (``yaxis.scaleanchor = "x"``), so a turn in the picture is a
@@ -530,12 +593,15 @@ def plot_level_sets(
     if inset and paths is not None:
         row = _inset_row(paths)
         box = _inset_box(paths, row)
-        corner = _free_corner(paths, points, extent, box) if inset is True else str(inset)
-        if corner not in _INSET_CORNERS:
+        if inset is True:
+            _, domain = _free_corner(paths, points, extent, box)
+        elif str(inset) in _INSET_CORNERS:
+            domain = _corner_domain(str(inset))
+        else:
             raise InvalidParameterError(
                 f"`inset` must be True, False or one of {list(_INSET_CORNERS)}; got {inset!r}."
             )
-        _add_inset(fig, grid, paths[paths["row"] == row], box, corner, x_dom, y_dom, base)
+        _add_inset(fig, grid, paths[paths["row"] == row], box, domain, x_dom, y_dom, base)
     fig.update_layout(plot_bgcolor="white")
     return fig
 
@@ -545,7 +611,7 @@ def _add_inset(
     grid: pd.DataFrame,
     paths: pd.DataFrame,
     box: tuple[float, float, float, float],
-    corner: str,
+    domain: InsetDomain,
     x_dom: tuple[float, float],
     y_dom: tuple[float, float],
     base: int,
@@ -556,7 +622,7 @@ def _add_inset(
     _background(fig, xs, ys, z, axes=axes, colorbar=False, base=base)
     # Paths clipped to the box (plotly clips to the axis range).
     _draw_paths(fig, paths, step_markers=True, axes=axes, legend=False, line_width=2.0)
-    (a, b), (c, d) = _INSET_CORNERS[corner]
+    (a, b), (c, d) = domain
     xd0, xd1 = x_dom[0] + a * (x_dom[1] - x_dom[0]), x_dom[0] + b * (x_dom[1] - x_dom[0])
     yd0, yd1 = y_dom[0] + c * (y_dom[1] - y_dom[0]), y_dom[0] + d * (y_dom[1] - y_dom[0])
     fig.update_layout(

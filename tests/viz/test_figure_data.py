@@ -189,6 +189,34 @@ def test_level_sets_inset_zooms_on_one_path(methods: dict, paths) -> None:
     assert len(box) == 1 and box[0].x0 == x2.range[0]
 
 
+def test_level_sets_inset_never_hides_a_path_end() -> None:
+    # The demo's layout at screen size: paths run from the negatives (left) to the positives
+    # (right); the upper right holds the top paths' ends and no data points. The inset used to
+    # go there, counting saved states and points alike, and hid those end markers.
+    from lens_odesteer.viz.level_sets import _ends, _free_corner, _starts
+
+    rows = []
+    for row, (y, x_end) in enumerate([(11, 17), (8, 18), (5, 18), (1.5, 18), (-4, 18)]):
+        for method, dy in (("ODESteer", -0.3), ("CAA", 0.0)):
+            for step in range(11):
+                t = step / 10
+                x = -15 + t * (x_end + 15)
+                rows.append({"method": method, "row": row, "step": step, "x": x, "y": y + t * dy})
+    paths = pd.DataFrame(rows)
+    rng = np.random.default_rng(0)
+    pos = pd.DataFrame({"x": rng.uniform(5, 22, 80), "y": rng.uniform(-18, 4, 80)})
+    neg = pd.DataFrame({"x": rng.uniform(-20, -9, 100), "y": rng.uniform(-18, 22, 100)})
+    extent = (-24.0, 24.0, -22.0, 27.0)
+    box = (16.0, 19.0, -5.5, -2.5)  # the zoomed row, at the lowest path's ends
+    corner, ((a, b), (c, d)) = _free_corner(paths, pd.concat([pos, neg]), extent, box)
+    marks = pd.concat([_ends(paths), _starts(paths)])
+    mx = (marks["x"] - extent[0]) / (extent[1] - extent[0])
+    my = (marks["y"] - extent[2]) / (extent[3] - extent[2])
+    assert not ((mx >= a) & (mx <= b) & (my >= c) & (my <= d)).any(), corner
+    bx, by = (17.5 - extent[0]) / 48, (-4 - extent[2]) / 49
+    assert not (a <= bx <= b and c <= by <= d)  # nor the zoomed box
+
+
 # --------------------------------------------------------------------------- profile, layout
 
 
