@@ -3,6 +3,7 @@ one full hooked pass per batch, for every steerer kind, hook layer, prompt layou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -253,8 +254,8 @@ def test_smollm2_truthfulqa_split_equals_full_passes(eval_data: Any) -> None:
     for steerer in (lo.ODESteer().fit(pos, neg), lo.steerers.HPR().fit(pos, neg)):
         plan = SteeringPlan({hook: steerer}, strength=0.1)
         got = answer_logprobs(model, prompts, answers, plan)
-        want = _old(lambda plan=plan: answer_logprobs(model, prompts, answers, plan))
+        want = _old(functools.partial(answer_logprobs, model, prompts, answers, plan))
         np.testing.assert_allclose(got, want, atol=2e-4, rtol=0)  # measured 1.9e-5
         frame = task.score(model, plan, units, phase="test")
-        ref = _old(lambda plan=plan: task.score(model, plan, units, phase="test"))
+        ref = _old(functools.partial(task.score, model, plan, units, phase="test"))
         np.testing.assert_allclose(frame["mc2"], ref["mc2"], atol=1e-4)
