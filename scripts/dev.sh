@@ -73,7 +73,7 @@ install_models() {
 
 run_tests() {
     echo "[test] ruff" >&2
-    "$VENV/bin/ruff" check lens_odesteer tests benchmarks
+    "$VENV/bin/ruff" check lens_odesteer tests benchmarks scripts notebooks
     echo "[test] mypy" >&2
     "$VENV/bin/mypy"
     echo "[test] pytest (TransformerLens 4, .venv)" >&2
