@@ -356,16 +356,9 @@ def _path_samples(paths: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Points along every drawn path (its segments, not only its saved states)."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
-    keys = [c for c in ("method", "row") if c in paths]
-    groups = paths.groupby(keys, sort=False) if keys else [(None, paths)]
-    for _, path in groups:
-        path = path.sort_values("step") if "step" in path else path
+    for _, path in paths.sort_values("step").groupby(["method", "row"], sort=False):
         x, y = path["x"].to_numpy(float), path["y"].to_numpy(float)
-        if len(x) < 2:
-            xs.append(x)
-            ys.append(y)
-            continue
-        t = np.linspace(0.0, len(x) - 1.0, 16 * (len(x) - 1) + 1)
+        t = np.linspace(0.0, len(x) - 1.0, 16 * (len(x) - 1) + 1)  # one point for one state
         xs.append(np.interp(t, np.arange(len(x)), x))
         ys.append(np.interp(t, np.arange(len(y)), y))
     return np.concatenate(xs), np.concatenate(ys)
@@ -408,10 +401,8 @@ def _free_corner(
 
     best: tuple[float, str, InsetDomain] | None = None
     for scale in _INSET_SCALES:
-        options = [
-            (cost(_corner_domain(c, scale)), c, _corner_domain(c, scale)) for c in _INSET_CORNERS
-        ]
-        best = min(options, key=lambda option: option[0])
+        domains = {c: _corner_domain(c, scale) for c in _INSET_CORNERS}
+        best = min(((cost(d), c, d) for c, d in domains.items()), key=lambda option: option[0])
         if best[0] < _HIDE_COST["end"]:
             break
     assert best is not None
