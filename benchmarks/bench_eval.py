@@ -12,7 +12,11 @@ Candidates, timed interleaved in one process:
   (``likelihood._SPLIT_SCORING = False``), its residual cache warm as in a run;
 * ``split, warm``: split scoring with the question prefixes and unsteered suffix residuals
   already cached (what every method and strength after the first pays in a run);
-* ``split, cold``: split scoring with an empty cache (the first plan of a run pays this once).
+* ``split, cold``: split scoring with an empty cache (the first plan of a run pays this once);
+* ``unsteered, full passes (old)``: the unsteered baseline (``plan=None``, the runner's
+  ``none``) as it was scored before, one plain pass per batch;
+* ``unsteered, split, warm``: the same inside ``unsteered_split(hook)``, as the runner now does
+  it, on the states the steered calls cached (its speed-up is against the unsteered full passes).
 
 Each call's wall time and CPU time are both reported (one torch thread: the CPU time is this
 process's own work, which other processes on a shared machine inflate less than the wall time).
@@ -41,7 +45,9 @@ STRENGTH = 0.1
 TARGET = 4.0
 
 
-def _answer_logprobs(model: object, plan: lo.SteeringPlan, units: list[MCQuestion]) -> np.ndarray:
+def _answer_logprobs(
+    model: object, plan: lo.SteeringPlan | None, units: list[MCQuestion]
+) -> np.ndarray:
     prompts = [q.prompt for q in units for _ in q.answers()]
     answers = [" " + a for q in units for a in q.answers()]
     return likelihood.answer_logprobs(model, prompts, answers, plan)
@@ -100,10 +106,24 @@ def run(quick: bool = False) -> None:
         f"   max |log p(split) - log p(full passes)| over {len(reference)} answers: {diff:.2e} "
         f"(answer log-probs range {reference.min():.1f} .. {reference.max():.1f})"
     )
+
+    def unsteered_old() -> object:
+        return task.score(model, None, units, phase="test")
+
+    def unsteered_split() -> object:
+        with likelihood.unsteered_split(hook):
+            return task.score(model, None, units, phase="test")
+
+    with torch.inference_mode(), likelihood.unsteered_split(hook):
+        split_none = _answer_logprobs(model, None, units)
+    none_diff = float(np.abs(split_none - _answer_logprobs(model, None, units)).max())
+    print(f"   unsteered: max |log p(split) - log p(full passes)|: {none_diff:.2e}")
     candidates: dict[str, Callable[[], object]] = {
         "full passes (old)": old,
         "split, warm": warm,
         "split, cold": cold,
+        "unsteered, full passes (old)": unsteered_old,
+        "unsteered, split, warm": unsteered_split,
     }
     # CPU seconds of each call as well: with one thread they count this process's own work,
     # which other processes on a shared machine inflate far less than the wall time.
@@ -132,16 +152,19 @@ def run(quick: bool = False) -> None:
         "speed-up (CPU) | target |"
     )
     print("| :--- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    none_base = statistics.median(samples["unsteered, full passes (old)"])
+    none_base_cpu = statistics.median(cpu["unsteered, full passes (old)"][warmup:])
     for name, times in samples.items():
         med = statistics.median(times)
         med_cpu = statistics.median(cpu[name][warmup:])
-        ratio = base / med
+        ref, ref_cpu = (none_base, none_base_cpu) if "unsteered" in name else (base, base_cpu)
+        ratio = ref / med
         target = ""
         if name == "split, warm":
             target = f">= x{TARGET:.0f} (wall) " + ("met" if ratio >= TARGET else "NOT met")
         print(
             f"| {name} | {med:.2f} | {len(units) / med:.2f} | x{ratio:.2f} | {med_cpu:.2f} | "
-            f"x{base_cpu / med_cpu:.2f} | {target} |"
+            f"x{ref_cpu / med_cpu:.2f} | {target} |"
         )
 
 

@@ -5,7 +5,11 @@ Main entry point: :func:`evaluate` (``lens-odesteer eval TASK``).
 
 from __future__ import annotations
 
-from lens_odesteer.evaluation.likelihood import answer_logprobs, next_token_logprobs
+from lens_odesteer.evaluation.likelihood import (
+    answer_logprobs,
+    next_token_logprobs,
+    unsteered_split,
+)
 from lens_odesteer.evaluation.methods import (
     ALL_METHODS,
     ONE_STEP,
@@ -74,4 +78,5 @@ __all__ = [
     "summarize",
     "training_geometry",
     "unit_means",
+    "unsteered_split",
 ]

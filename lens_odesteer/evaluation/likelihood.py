@@ -20,6 +20,11 @@ hook points, other hook sites, architectures whose decoder stack is not a ``laye
 one full hooked pass per batch instead. The two agree to float rounding (see
 ``tests/evaluation/test_split_scoring.py``).
 
+Unsteered scoring (``plan=None``) takes full passes, unless :func:`unsteered_split` names the hook
+that the steered calls will use: then it runs the same three stages with the identity in place of
+the steering, so the unsteered baseline shares (and fills) the cache of the steered methods and is
+computed along the same arithmetic path as they are. The evaluation runner does this.
+
 Example:
     >>> from lens_odesteer.models import tiny_bridge
     >>> model = tiny_bridge()
@@ -34,6 +39,7 @@ import inspect
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +60,13 @@ from lens_odesteer.models.names import (
 )
 from lens_odesteer.models.tokens import pad_token_id, pad_tokens, tokenize
 
-__all__ = ["PREFIX_CACHE", "SPLIT_CACHE", "answer_logprobs", "next_token_logprobs"]
+__all__ = [
+    "PREFIX_CACHE",
+    "SPLIT_CACHE",
+    "answer_logprobs",
+    "next_token_logprobs",
+    "unsteered_split",
+]
 
 
 def _tokens(model: HookedModel, text: str) -> Tensor:
@@ -252,14 +264,57 @@ class _Split:
 
 _LOGITS_TO_KEEP: dict[type, bool] = {}
 
+#: The hook at which unsteered scoring is split (None: unsteered scoring takes full passes).
+_UNSTEERED_AT: ContextVar[str | None] = ContextVar("_UNSTEERED_AT", default=None)
+
+
+@contextmanager
+def unsteered_split(hook: str | None) -> Iterator[None]:
+    """Within the block, score unsteered calls (``plan=None``) split at ``hook`` on a bridge.
+
+    Evaluations that compare steering at one hook with no steering use this so that the
+    unsteered baseline costs what one more steered method costs (the prefix and the suffix up to
+    ``hook`` are computed once for all of them) and is computed along the same path. Outside
+    the block, or with ``hook=None``, unsteered scoring takes one full pass per batch. Hooks
+    that split scoring does not handle (not ``blocks.L.hook_resid_post`` with a block after it,
+    a classic ``HookedTransformer``) also take full passes.
+
+    Example:
+        >>> from lens_odesteer.models import tiny_bridge
+        >>> model = tiny_bridge()
+        >>> full = answer_logprobs(model, ["Q: hi\\nA:"], [" yes"])
+        >>> with unsteered_split("blocks.0.hook_resid_post"):
+        ...     split = answer_logprobs(model, ["Q: hi\\nA:"], [" yes"])
+        >>> bool(abs(full[0] - split[0]) < 1e-4)
+        True
+    """
+    if hook is not None and not isinstance(hook, str):
+        raise InvalidParameterError(
+            f"`hook` must be a hook name such as 'blocks.15.hook_resid_post' or None; "
+            f"got {type(hook).__name__} {hook!r}."
+        )
+    token = _UNSTEERED_AT.set(hook)
+    try:
+        yield
+    finally:
+        _UNSTEERED_AT.reset(token)
+
 
 def _split_for(model: HookedModel, plan: SteeringPlan | None) -> _Split | None:
-    """Return how to split-score ``model`` under ``plan``, or None to use full hooked passes."""
-    if not _SPLIT_SCORING or plan is None or not plan.active or len(plan) != 1:
+    """Return how to split-score ``model`` under ``plan``, or None to use full hooked passes.
+
+    ``plan`` None (or inactive) splits at the hook of :func:`unsteered_split`, if one is set.
+    """
+    if not _SPLIT_SCORING or not is_bridge(model):
         return None
-    if not is_bridge(model):
+    if plan is None or not plan.active:
+        name = _UNSTEERED_AT.get()
+        if name is None:
+            return None
+    elif len(plan) != 1:
         return None
-    name = plan.hook_names[0]
+    else:
+        name = plan.hook_names[0]
     layer = hook_layer(name)
     n_layers = model_n_layers(model)
     if layer is None or not 0 <= layer < n_layers - 1:
@@ -521,7 +576,7 @@ def _plain_head(split: _Split) -> nn.Module | None:
 
 def _split_logits(
     split: _Split,
-    plan: SteeringPlan,
+    plan: SteeringPlan | None,
     tokens: list[Tensor],
     steer_from: list[int],
     batch_size: int,
@@ -530,8 +585,9 @@ def _split_logits(
     """Yield ``(rows, logits)`` per batch: per row the logits ``[c1 - c0, vocab]`` of columns
     ``c0..c1-1`` of its suffix, ``(c0, c1) = read(row, suffix_length)``.
 
-    The suffix of row ``i`` is ``tokens[i][steer_from[i]:]``, every one of its tokens steered;
-    column ``c`` holds the prediction after suffix token ``c``.
+    The suffix of row ``i`` is ``tokens[i][steer_from[i]:]``, every one of its tokens steered
+    (``plan`` None or inactive: none is); column ``c`` holds the prediction after suffix
+    token ``c``.
     """
     prefixes = [tuple(t[:s].tolist()) for t, s in zip(tokens, steer_from, strict=True)]
     suffixes = [tuple(t[s:].tolist()) for t, s in zip(tokens, steer_from, strict=True)]
@@ -549,8 +605,11 @@ def _split_logits(
         x = resid[rows[0]].new_zeros(len(rows), s_mask.shape[1], resid[rows[0]].shape[-1])
         for r, i in enumerate(rows):
             x[r, : len(suffixes[i])] = resid[i]
-        pairs = plan.replace(scope="all", attention_mask=s_mask).hooks(split.model)
-        steered = pairs[0][1](x, hook=split.point)
+        if plan is None or not plan.active:
+            steered = x
+        else:
+            pairs = plan.replace(scope="all", attention_mask=s_mask).hooks(split.model)
+            steered = pairs[0][1](x, hook=split.point)
         cache = _cache(split, _pack([kvs[prefixes[i]] for i in rows], int(p_len.max())), cut)
         att, pos = att.to(device), pos.to(device)
         counts = [c1 - c0 for c0, c1 in spans]
@@ -593,7 +652,7 @@ def answer_logprobs(
     Args:
         model: a TransformerLens model.
         prompts, answers: one prompt and one answer per row.
-        plan: the steering plan (None: unsteered).
+        plan: the steering plan (None: unsteered; see :func:`unsteered_split`).
         batch_size: rows per forward pass.
 
     Returns:
@@ -610,7 +669,6 @@ def answer_logprobs(
     steer_from = [s - 1 for s in starts]
     split = _split_for(model, plan) if min(steer_from, default=0) >= 0 else None
     if split is not None:
-        assert plan is not None
         with torch.inference_mode():
             # The suffix is the last prompt token and the answer but its last token: what
             # follows that token is never read, and no earlier position attends to it.
@@ -654,7 +712,7 @@ def next_token_logprobs(
     Args:
         model: a TransformerLens model.
         prompts: the prompts.
-        plan: the steering plan (None: unsteered).
+        plan: the steering plan (None: unsteered; see :func:`unsteered_split`).
         steer_from: per prompt, the first token position to steer (default: the last token,
             i.e. only the position whose prediction is read).
         token_ids: keep only these vocabulary columns (``[n, len(token_ids)]``; still
@@ -677,7 +735,6 @@ def next_token_logprobs(
     results: list[Tensor | None] = [None] * len(tokens)
     split = _split_for(model, plan)
     if split is not None:
-        assert plan is not None
         with torch.inference_mode():
             for rows, blocks in _split_logits(
                 split, plan, tokens, list(steer_from), batch_size, lambda i, s: (s - 1, s)

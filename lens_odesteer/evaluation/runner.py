@@ -57,6 +57,7 @@ from lens_odesteer.activations import collect_activations
 from lens_odesteer.analysis.nonlinearity import field_variation, has_flow_path
 from lens_odesteer.errors import FileFormatError, InvalidParameterError
 from lens_odesteer.evaluation.distributed import Shard, current_shard
+from lens_odesteer.evaluation.likelihood import unsteered_split
 from lens_odesteer.evaluation.methods import (
     MAX_T,
     ONE_STEP,
@@ -471,23 +472,26 @@ def evaluate(
         none_val: pd.DataFrame | None = None
         for method in names:
             t_m = time.perf_counter()
-            frames, info = _run_method(
-                task_obj,
-                model,
-                split,
-                method,
-                hook,
-                pos,
-                neg,
-                ref,
-                norm,
-                cfg,
-                store,
-                out,
-                fit_info,
-                none_val,
-                side_effects=side_effects,
-            )
+            # Unsteered scores (``none``, prompting, the references of strength selection)
+            # are split at the steered hook too: one shared cache and one arithmetic path.
+            with unsteered_split(hook):
+                frames, info = _run_method(
+                    task_obj,
+                    model,
+                    split,
+                    method,
+                    hook,
+                    pos,
+                    neg,
+                    ref,
+                    norm,
+                    cfg,
+                    store,
+                    out,
+                    fit_info,
+                    none_val,
+                    side_effects=side_effects,
+                )
             if method == "none":
                 none_val = info.pop("val_frame", None)
             info.pop("val_frame", None)

@@ -120,9 +120,21 @@ def test_evaluate_selects_resumes_and_reports(model: Any, tmp_path: Path) -> Non
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_none_equals_the_unsteered_model(model: Any) -> None:
+def test_none_equals_the_unsteered_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny_bridge(n_layers=3)  # a block after the steered one, so scoring can split
+    routes: list[tuple[bool, bool]] = []
+    real = lik._split_for
+
+    def spy(m: Any, plan: Any) -> Any:
+        got = real(m, plan)
+        routes.append((plan is None, got is not None))
+        return got
+
+    monkeypatch.setattr(lik, "_split_for", spy)
     task = TinyTask()
     summary = evaluate(task, model, methods=["CAA"], layer=1, n_boot=100, progress=False)
+    # The runner scores the unsteered model split at the steered hook (the shared cache).
+    assert (True, True) in routes and (True, False) not in routes
     units = summary.attrs["units"]
     none = units[(units.method == "none") & (units.phase == "test")].sort_values("unit")
     split = task.splits()[0]

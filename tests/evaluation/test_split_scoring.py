@@ -213,6 +213,50 @@ def test_where_split_scoring_does_not_apply(
     assert lik._split_for(model, SteeringPlan({"blocks.1.hook_out": caa}, T=1.0)) is None
 
 
+def test_unsteered_split_matches_full_passes_and_shares_the_cache(
+    model: Any, acts: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    hook = "blocks.1.hook_resid_post"
+    caa = lo.CAA().fit(*acts)
+    full = answer_logprobs(model, PROMPTS, ANSWERS)
+    full_nt = next_token_logprobs(model, NEXT_PROMPTS, steer_from=[0, 1, 0, 2])
+    assert not lik.SPLIT_CACHE.suffixes  # outside the block, unsteered scoring is not split
+    with lik.unsteered_split(hook):
+        assert lik._split_for(model, None) is not None
+        got = answer_logprobs(model, PROMPTS, ANSWERS)
+        got_nt = next_token_logprobs(model, NEXT_PROMPTS, steer_from=[0, 1, 0, 2])
+        # An inactive plan is unsteered too, and takes the same route.
+        zero = answer_logprobs(model, PROMPTS, ANSWERS, SteeringPlan({hook: caa}, T=0.0))
+    np.testing.assert_allclose(got, full, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got_nt, full_nt, atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(zero, got)
+    n_suffixes = len(lik.SPLIT_CACHE.suffixes)
+    assert n_suffixes > 0
+    # A steered plan at the same hook reuses every state the unsteered pass left.
+    hits = lik.SPLIT_CACHE.hits
+    steered = answer_logprobs(model, PROMPTS, ANSWERS, SteeringPlan({hook: caa}, strength=0.3))
+    assert lik.SPLIT_CACHE.hits == hits + len(PROMPTS)
+    assert len(lik.SPLIT_CACHE.suffixes) == n_suffixes
+    want = _old(
+        lambda: answer_logprobs(model, PROMPTS, ANSWERS, SteeringPlan({hook: caa}, strength=0.3))
+    )
+    np.testing.assert_allclose(steered, want, atol=1e-4, rtol=0)
+    assert lik._split_for(model, None) is None  # the block has ended
+
+
+def test_unsteered_split_falls_back_where_it_cannot_split(model: Any) -> None:
+    full = answer_logprobs(model, PROMPTS, ANSWERS)
+    for hook in ("blocks.3.hook_resid_post", "blocks.1.hook_attn_out", None):
+        with lik.unsteered_split(hook):
+            assert lik._split_for(model, None) is None, hook
+            np.testing.assert_array_equal(answer_logprobs(model, PROMPTS, ANSWERS), full)
+    with (
+        pytest.raises((lo.InvalidParameterError, TypeError), match="3"),
+        lik.unsteered_split(3),  # type: ignore[arg-type]
+    ):
+        pass
+
+
 def test_block_stack_is_restored_after_an_error(
     model: Any, acts: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
@@ -259,3 +303,11 @@ def test_smollm2_truthfulqa_split_equals_full_passes(eval_data: Any) -> None:
         frame = task.score(model, plan, units, phase="test")
         ref = _old(functools.partial(task.score, model, plan, units, phase="test"))
         np.testing.assert_allclose(frame["mc2"], ref["mc2"], atol=1e-4)
+    # The unsteered baseline, split at the same hook, against full passes.
+    with lik.unsteered_split(hook):
+        got = answer_logprobs(model, prompts, answers)
+        frame = task.score(model, None, units, phase="test")
+    want = answer_logprobs(model, prompts, answers)
+    np.testing.assert_allclose(got, want, atol=2e-4, rtol=0)
+    ref = task.score(model, None, units, phase="test")
+    np.testing.assert_allclose(frame["mc2"], ref["mc2"], atol=1e-4)
