@@ -4,10 +4,12 @@ with one line (exit code 2) before any model is loaded."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
 
+import lens_odesteer as lo
 from lens_odesteer import cli
 from lens_odesteer.evaluation.cli_eval import DEFAULT_OUT, LAYER_SETTINGS, plan_eval
 from lens_odesteer.evaluation.methods import ALL_METHODS
@@ -145,3 +147,35 @@ def test_output_folder_per_task_by_default(eval_data: Path, tmp_path: Path) -> N
     assert all(kwargs["n_test"] == 3 for kwargs, _ in every.values())
     outs = _plan("all", "--out", str(tmp_path / "runs"), *data)
     assert outs["detox"][1] == tmp_path / "runs" / "detox"
+
+
+def test_behaviors_fit_on_every_item_but_validation(eval_data: Path) -> None:
+    """``--set n_fit=null``: the full-size behaviour runs fit on all generate items but n_val."""
+    from lens_odesteer.evaluation.tasks import make_task
+
+    plan = _plan(
+        "behaviors",
+        "--set",
+        'behaviors=["refusal", "myopic-reward"]',
+        "--set",
+        "n_fit=null",
+        "--set",
+        "n_test=null",
+        "--data-dir",
+        str(eval_data),
+    )
+    kwargs = plan["behaviors"][0]
+    task = make_task("behaviors", **kwargs)
+    splits = {s.name: s for s in task.splits()}
+    assert set(splits) == {"refusal", "myopic-reward"}
+    for name, split in splits.items():
+        n_items = len(json.loads((eval_data / "caa" / name / "generate_dataset.json").read_text()))
+        info = split.info
+        assert info["n_val"] == 4 and info["n_test"] == 50, name
+        # Every two-choice item is used once (a few records of a set may not be A/B).
+        assert info["n_fit"] + info["n_val"] <= n_items and info["n_fit"] > 0.9 * n_items, name
+        assert len(split.pos_texts) == len(split.neg_texts) == info["n_fit"]
+        fit_q = {t.split("\n\nAnswer: (")[0] for t in split.pos_texts}
+        assert not fit_q & {u.question for u in split.val}, name
+    with pytest.raises(lo.InvalidParameterError, match=r"Unknown behaviour\(s\) \['sycophantic'\]"):
+        make_task("behaviors", data_dir=eval_data, behaviors=("sycophantic",))

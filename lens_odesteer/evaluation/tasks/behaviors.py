@@ -134,8 +134,9 @@ class Behaviors(Task):
     Args:
         data_dir: folder holding ``caa/<behaviour>/`` (default: the shared data).
         behaviors: behaviour names (folders of ``caa/``).
-        n_fit: ``generate_dataset.json`` items used for fitting, per behaviour.
-        n_val: further items used to choose ``T``.
+        n_fit: ``generate_dataset.json`` items used for fitting, per behaviour (None: every
+            item not used for validation, 290 to 1,000 per behaviour with the CAA data).
+        n_val: further items used to choose ``T`` (with ``n_fit`` None: the last ``n_val``).
         n_test: ``test_dataset_ab.json`` items tested (None: all 50).
     """
 
@@ -152,7 +153,7 @@ class Behaviors(Task):
         data_dir: str | os.PathLike[str] | None = None,
         *,
         behaviors: tuple[str, ...] = BEHAVIORS,
-        n_fit: int = 40,
+        n_fit: int | None = 40,
         n_val: int = 4,
         n_test: int | None = 10,
         batch_size: int = 8,
@@ -160,7 +161,7 @@ class Behaviors(Task):
         quick: bool = False,
     ) -> None:
         super().__init__(seed=seed, quick=quick)
-        check_count(n_fit, "n_fit")
+        check_count(n_fit, "n_fit", optional=True)
         check_count(n_val, "n_val")
         check_count(n_test, "n_test", optional=True)
         check_count(batch_size, "batch_size")
@@ -168,6 +169,11 @@ class Behaviors(Task):
             behaviors, n_fit, n_val, n_test = behaviors[:1], 24, 2, 3
         if not behaviors:
             raise InvalidParameterError("`behaviors` is empty; name at least one behaviour.")
+        unknown = [b for b in behaviors if b not in INSTRUCTIONS]
+        if unknown:
+            raise InvalidParameterError(
+                f"Unknown behaviour(s) {unknown}; the CAA sets are {list(INSTRUCTIONS)}."
+            )
         need = [f"caa/{b}/{n}" for b in behaviors for n in (TRAIN_FILE, TEST_FILE)]
         self.root = data_root(data_dir, need=need) / "caa"
         self.behaviors = tuple(behaviors)
@@ -182,7 +188,15 @@ class Behaviors(Task):
             train = sample_subset(load_ab_items(folder / TRAIN_FILE), None, self.seed)
             test = load_ab_items(folder / TEST_FILE)
             test = test if self.n_test is None else sample_subset(test, self.n_test, self.seed)
-            fit, val = train[: self.n_fit], train[self.n_fit : self.n_fit + self.n_val]
+            n_fit = self.n_fit
+            if n_fit is None:
+                n_fit = len(train) - self.n_val
+                if n_fit < 2:
+                    raise InvalidParameterError(
+                        f"Behaviour {b!r} has {len(train)} two-choice fit items; n_val="
+                        f"{self.n_val} leaves {n_fit} to fit on. Lower n_val."
+                    )
+            fit, val = train[:n_fit], train[n_fit : n_fit + self.n_val]
             out.append(
                 Split(
                     name=b,
