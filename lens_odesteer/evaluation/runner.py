@@ -39,6 +39,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -602,6 +603,14 @@ def _extra_metrics(units: pd.DataFrame, task: Task) -> tuple[str, ...]:
     return tuple(m for m in extra if m in units.columns and m not in task.metrics)
 
 
+#: A candidate strength that moves the validation activations by less than this share of its
+#: target is not a match: the method's gate is closed on them (see :func:`_candidates`).
+UNMOVED = 0.01
+#: The strength used then: every method's native unit (HPR's published angle scale, Spherical
+#: Steering's full rotation of a fully gated row).
+UNMATCHED_T = 1.0
+
+
 def _candidates(
     task: Task,
     model: HookedModel,
@@ -625,7 +634,24 @@ def _candidates(
     if cfg.strength == "kl":
         return [calibrate_kl(model, steerer, hook, split.ref_prompts, cfg.kl_budget, t_max=t_max)]
     fracs = cfg.grid if cfg.strength == "grid" else cfg.grid[:1]
-    ts = [solve_T_for_displacement(steerer, ref, f * norm, t_max=t_max) for f in fracs]
+    ts = []
+    for f in fracs:
+        t = solve_T_for_displacement(steerer, ref, f * norm, t_max=t_max)
+        moved = mean_displacement(steerer, ref, t)
+        if t_max is None and moved < UNMOVED * f * norm:
+            # A gated method (HPR, Spherical Steering) whose gate leaves every validation
+            # activation alone: no T reaches the target, and the search would end at its
+            # ceiling (2^40), which saturates the rows it does steer at test. (Methods with a
+            # cap, such as a margin stop, keep the cap.)
+            warnings.warn(
+                f"{method} on split {split.name!r} moves the validation activations by "
+                f"{moved:.3g} at T = {t:.3g}, under {UNMOVED:.0%} of the target {f * norm:.3g} "
+                f"(grid {f:g}): its gate leaves them alone. Using its native T = "
+                f"{UNMATCHED_T:g} instead of a displacement-matched strength.",
+                stacklevel=2,
+            )
+            t = UNMATCHED_T
+        ts.append(t)
     return list(dict.fromkeys(ts))
 
 

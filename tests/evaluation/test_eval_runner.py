@@ -222,3 +222,31 @@ def test_searched_barrier_and_diagnostic_columns(model: Any, tmp_path: Path) -> 
     report = task_report(tmp_path)
     assert "ODE gap %" in report and f"ODESteer-searched (only): {label}" in report
     assert "- ODESteer (only, 4 rows): gap " in report
+
+
+def test_a_closed_gate_gets_the_native_strength_not_the_search_ceiling(model: Any) -> None:
+    from lens_odesteer.evaluation import runner
+
+    gen = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(64, 32, generator=gen) + 2.0, torch.randn(64, 32, generator=gen) - 2.0
+    hpr = lo.steerers.HPR().fit(pos, neg)
+    task = TinyTask()
+    split = task.splits()[0]
+    cfg = runner.EvalConfig(
+        task="tiny", methods=["HPR"], layer=1, hook=HOOK, strength="grid", grid=(0.1, 0.2),
+        kl_budget=0.1, max_ppl_ratio=2.0, quick=False, seed=0, n_boot=100, task_kwargs={},
+    )  # fmt: skip
+    norm = float(pos.norm(dim=-1).mean())
+    # Validation rows on the probe's positive side: HPR leaves them alone at every T.
+    ref = pos[(pos @ hpr.coef_) > 0]
+    assert torch.equal(hpr.steer(ref, T=1e6), ref)
+    with pytest.warns(
+        UserWarning, match=r"HPR on split 'only' moves .* its gate leaves them alone"
+    ):
+        ts = runner._candidates(task, model, "HPR", hpr, split, HOOK, ref, norm, cfg)
+    assert ts == [runner.UNMATCHED_T]
+    # Rows on the negative side are moved, and their strengths are matched as usual.
+    ts = runner._candidates(task, model, "HPR", hpr, split, HOOK, neg, norm, cfg)
+    assert len(ts) == 2 and all(0 < t < 1e6 for t in ts)
+    for f, t in zip(cfg.grid, ts, strict=True):
+        assert runner.mean_displacement(hpr, neg, t) == pytest.approx(f * norm, rel=0.01)
