@@ -78,7 +78,11 @@ def load_run(spec: str) -> Run:
     if timing.exists():
         run.commit, options, run.wall_s = parse_time(timing)
         if options:
-            run.command = f"lens-odesteer eval {options} --out runs/{run.folder.name} --threads 1"
+            # The .time line lost the shell quoting of JSON values such as behaviors=["x"].
+            words = [f"'{w}'" if re.search(r'[\[\]"]', w) else w for w in options.split()]
+            run.command = (
+                f"lens-odesteer eval {' '.join(words)} --out runs/{run.folder.name} --threads 1"
+            )
     if run.finished:
         run.results = json.loads((run.folder / "results.json").read_text())
         if run.wall_s is None:
@@ -106,6 +110,8 @@ def headline_rows(run: Run) -> list[str]:
         & (paired["metric"] == cls.primary)
         & (paired["baseline_chosen_by"] != "design")
     ]
+    if len(run.results.get("splits", {})) == 1 and not cls.pooled:
+        rows = rows[rows["group"] != "all"]  # one split: "all" repeats it
     out = []
     for _, r in rows.iterrows():
         out.append(

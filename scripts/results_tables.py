@@ -152,6 +152,21 @@ class Run:
                 return sum(walls), "process" if len(walls) == 1 else f"{len(walls)} processes"
         return float(self.results["wall_s"]), "evaluation"
 
+    def commits(self, runs: Path) -> list[str]:
+        """The commits of the processes that made these results, from ``<task>.time``."""
+        timing = runs / f"{self.task}.time"
+        if not timing.exists():
+            return []
+        written = datetime.fromtimestamp(
+            (self.folder / "results.json").stat().st_mtime, timezone.utc
+        )
+        found = []
+        for stamp, sha in re.findall(r"^start .*?(\S+Z) commit (\w+)$", timing.read_text(), re.M):
+            when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            if when <= written:
+                found.append(sha)
+        return list(dict.fromkeys(found))
+
     @property
     def methods(self) -> list[str]:
         part = self.summary[self.summary["group"] == "all"]
@@ -201,6 +216,10 @@ class Run:
         d = self.diag[self.diag["method"] == method]
         if d.empty or "gap_median" not in d or d["gap_median"].isna().all():
             return ""
+        if float(d["T"].max()) > 1e6:
+            # A gated method matched at a huge T on some split (a few validation rows moved):
+            # its one step along the initial velocity is then no reference for the path.
+            return f"n/a (T up to {float(d['T'].max()):.2g})"
         return f"{100 * d['gap_median'].mean():.1f} / {100 * d['bend_median'].mean():.1f}"
 
     @property
@@ -365,11 +384,19 @@ def task_sections(
             "evaluation": "the evaluation's own wall time",
         }.get(kind, f"wall time of {kind} added up, the run resumed")
         body = run.report.split("\n", 1)[1].lstrip("\n")  # drop report.md's "### task" line
+        made = run.commits(runs_dir) or [commit]
+        at = (
+            f"commit `{made[0]}`"
+            if len(made) == 1
+            else "commits "
+            + ", ".join(f"`{c}`" for c in made)
+            + " (a resumed run; later processes reused the earlier ones' parts)"
+        )
         lines += [
             f"### {title}",
             "",
-            f"`{command(task)}`: {wall / 60:.1f} min wall ({what}); run {date} at commit "
-            f"`{commit}`, {methods_note(run)}.",
+            f"`{command(task)}`: {wall / 60:.1f} min wall ({what}); run {date} at {at}, "
+            f"{methods_note(run)}.",
             "",
             body.rstrip("\n"),
             "",
