@@ -123,7 +123,7 @@ class Run:
             if paired.exists() and paired.stat().st_size > 1
             else pd.DataFrame()
         )
-        self.units = pd.read_csv(folder / "units.csv", keep_default_na=False)
+        self.units = pd.read_csv(folder / "units.csv", keep_default_na=False, na_values=[""])
         self.diag = pd.read_csv(folder / "diagnostic.csv")
         self.results = json.loads((folder / "results.json").read_text())
         self.report = (folder / "report.md").read_text()
