@@ -131,8 +131,14 @@ def unfinished_note(run: Run) -> str:
     )
 
 
+def label(run: Run) -> str:
+    """``task``, or ``task-<split>`` for a run of one split (one behaviour set)."""
+    splits = list(run.results.get("splits", {}))
+    return f"{run.task}-{splits[0]}" if len(splits) == 1 else run.task
+
+
 def section(run: Run, figures_root: Path, page: Path, index: int) -> str:
-    lines = [f"### {run.model}: {run.task}", ""]
+    lines = [f"### {run.model}: {label(run)}", ""]
     sizes = json.dumps(run.results.get("splits", {}))
     model = run.results.get("model", {})
     lines += [
@@ -148,7 +154,7 @@ def section(run: Run, figures_root: Path, page: Path, index: int) -> str:
     report = (run.folder / "report.md").read_text()
     report = re.sub(r"^### .*\n", "", report, count=1)  # the title is this section's
     lines += [report.strip().replace("\n### ", "\n#### "), ""]
-    target = figures_root / run.model / (run.task if index == 0 else f"{run.task}-{index}")
+    target = figures_root / run.model / (label(run) if index == 0 else f"{label(run)}-{index}")
     shown = []
     for name in FIGURES:
         src = run.folder / name
@@ -184,8 +190,8 @@ def build(runs: list[Run], figures_root: Path, page: Path) -> str:
     lines.append("")
     seen: dict[tuple[str, str], int] = {}
     for run in done:
-        index = seen.get((run.model, run.task), 0)
-        seen[(run.model, run.task)] = index + 1
+        index = seen.get((run.model, label(run)), 0)
+        seen[(run.model, label(run))] = index + 1
         lines.append(section(run, figures_root, page, index))
     lines.append(END)
     return "\n".join(lines) + "\n"
