@@ -11,8 +11,8 @@ without ``results.json`` is listed as unfinished, with the parts it has stored s
     PYTHONPATH=. .venv/bin/python scripts/evidence_page.py \\
         --run smollm2:truthfulqa_mc=/work/runs17b/smollm2_tqa_mc --out docs/EVIDENCE.md
 
-The steerability and paired-difference figures of each run are copied (PNG) next to the page,
-under ``evidence/<model>/<task>[-<n>]/``.
+The steerability and paired-difference figures of the runs named by ``--figures`` are copied
+(PNG) next to the page, under ``evidence/<model>/<label>/``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pandas as pd
 from lens_odesteer.evaluation.tasks import task_class
 
 BEGIN, END = "<!-- evidence:begin -->", "<!-- evidence:end -->"
-FIGURES = ("steerability.png", "paired_differences.png", "metric_vs_strength.png")
+FIGURES = ("steerability.png", "paired_differences.png")
 #: the multi-step method whose verdict heads each table
 HEADLINE = "ODESteer"
 
@@ -51,8 +51,14 @@ class Run:
 
 
 def parse_time(path: Path) -> tuple[str, str, float | None]:
-    """``(commit, options, wall_s)`` of the last finished process in a ``.time`` file."""
-    commit, options, wall = "unknown", "", None
+    """``(commits, options, wall_s)`` from a ``.time`` file.
+
+    A resumed run has several processes: the wall times of all of them add up, the commits of
+    all of them are listed (the later ones reused the earlier ones' parts), and the options are
+    the last finished process's.
+    """
+    commits: list[str] = []
+    options, total, finished = "", 0.0, False
     start: tuple[str, str] | None = None
     for line in path.read_text().splitlines():
         m = re.match(r"start (\S+) (.*) (\d{4}-\d\d-\d\dT\S+) commit (\w+)$", line)
@@ -60,9 +66,15 @@ def parse_time(path: Path) -> tuple[str, str, float | None]:
             start = (m.group(4), f"{m.group(1)} {m.group(2)}".strip())
             continue
         m = re.match(r"end \S+ rc (\d+) wall_s (\d+)", line)
-        if m and start is not None and m.group(1) == "0":
-            commit, options, wall = start[0], start[1], float(m.group(2))
-    return commit, options, wall
+        if m and start is not None:
+            total += float(m.group(2))
+            if start[0] not in commits:
+                commits.append(start[0])
+            if m.group(1) == "0":
+                options, finished = start[1], True
+    if not finished:
+        return "unknown", "", None
+    return ", ".join(commits), options, total
 
 
 def load_run(spec: str) -> Run:
@@ -137,14 +149,23 @@ def label(run: Run) -> str:
     return f"{run.task}-{splits[0]}" if len(splits) == 1 else run.task
 
 
-def section(run: Run, figures_root: Path, page: Path, index: int) -> str:
+def commits(listed: str) -> str:
+    """``Commit `abc```, or ``Commits `abc`, `def` (resumed: ...)`` for a resumed run."""
+    shas = listed.split(", ")
+    if len(shas) == 1:
+        return f"Commit `{shas[0]}`"
+    quoted = ", ".join(f"`{c}`" for c in shas)
+    return f"Commits {quoted} (a resumed run: later processes reused the earlier ones' parts)"
+
+
+def section(run: Run, figures_root: Path, page: Path, index: int, figures: set[str]) -> str:
     lines = [f"### {run.model}: {label(run)}", ""]
     sizes = json.dumps(run.results.get("splits", {}))
     model = run.results.get("model", {})
     lines += [
         f"- Model: `{model.get('model_name', '?')}` ({model.get('dtype', '?')}, "
         f"{model.get('device', '?')}), hook `{run.results['config']['hook']}`.",
-        f"- Commit `{run.commit}`, library {run.results.get('library_version', '?')}, "
+        f"- {commits(run.commit)}, library {run.results.get('library_version', '?')}, "
         f"torch {run.results.get('torch_version', '?')}; wall time {duration(run.wall_s)} "
         f"({run.results.get('processes', 1)} process(es), one thread).",
         f"- Command: `{run.command or 'see results.json config'}`",
@@ -156,7 +177,7 @@ def section(run: Run, figures_root: Path, page: Path, index: int) -> str:
     lines += [report.strip().replace("\n### ", "\n#### "), ""]
     target = figures_root / run.model / (label(run) if index == 0 else f"{label(run)}-{index}")
     shown = []
-    for name in FIGURES:
+    for name in FIGURES if f"{run.model}:{label(run)}" in figures else ():
         src = run.folder / name
         if src.exists():
             target.mkdir(parents=True, exist_ok=True)
@@ -170,7 +191,7 @@ def section(run: Run, figures_root: Path, page: Path, index: int) -> str:
     return "\n".join(lines)
 
 
-def build(runs: list[Run], figures_root: Path, page: Path) -> str:
+def build(runs: list[Run], figures_root: Path, page: Path, figures: set[str]) -> str:
     done = [r for r in runs if r.finished]
     lines = [
         BEGIN,
@@ -192,7 +213,7 @@ def build(runs: list[Run], figures_root: Path, page: Path) -> str:
     for run in done:
         index = seen.get((run.model, label(run)), 0)
         seen[(run.model, label(run))] = index + 1
-        lines.append(section(run, figures_root, page, index))
+        lines.append(section(run, figures_root, page, index, figures))
     lines.append(END)
     return "\n".join(lines) + "\n"
 
@@ -201,11 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", required=True, help="MODEL:TASK=FOLDER")
     parser.add_argument("--out", type=Path, required=True, help="the page (spliced if it exists)")
+    parser.add_argument(
+        "--figures",
+        action="append",
+        default=[],
+        help="MODEL:LABEL (e.g. smollm2:truthfulqa_mc, smollm2:behaviors-refusal) whose "
+        "steerability and paired-difference PNGs are copied beside the page (each about "
+        "0.3 MB, so only the ones the page needs)",
+    )
     args = parser.parse_args(argv)
     runs = [load_run(spec) for spec in args.run]
     page: Path = args.out
     figures_root = page.parent / "evidence"
-    text = build(runs, figures_root, page)
+    text = build(runs, figures_root, page, set(args.figures))
     if page.exists() and BEGIN in page.read_text():
         old = page.read_text()
         text = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END) + 1 :]

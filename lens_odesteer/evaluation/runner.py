@@ -640,14 +640,16 @@ def _candidates(
         moved = mean_displacement(steerer, ref, t)
         if t_max is None and moved < UNMOVED * f * norm:
             # A gated method (HPR, Spherical Steering) whose gate leaves every validation
-            # activation alone: no T reaches the target, and the search would end at its
-            # ceiling (2^40), which saturates the rows it does steer at test. (Methods with a
-            # cap, such as a margin stop, keep the cap.)
+            # activation alone, or a field that vanishes on all of them (ODESteer's default
+            # barrier on Gemma-3-270M's behaviour prompts): no T reaches the target, and the
+            # search would end at its ceiling (2^40), which saturates the rows it does steer at
+            # test. (Methods with a cap, such as a margin stop, keep the cap.)
             warnings.warn(
                 f"{method} on split {split.name!r} moves the validation activations by "
                 f"{moved:.3g} at T = {t:.3g}, under {UNMOVED:.0%} of the target {f * norm:.3g} "
-                f"(grid {f:g}): its gate leaves them alone. Using its native T = "
-                f"{UNMATCHED_T:g} instead of a displacement-matched strength.",
+                f"(grid {f:g}): it leaves them where they are (a closed gate, or a field "
+                f"that vanishes there). Using its native T = {UNMATCHED_T:g} instead of a "
+                "displacement-matched strength.",
                 stacklevel=2,
             )
             t = UNMATCHED_T

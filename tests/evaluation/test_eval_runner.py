@@ -241,7 +241,8 @@ def test_a_closed_gate_gets_the_native_strength_not_the_search_ceiling(model: An
     ref = pos[(pos @ hpr.coef_) > 0]
     assert torch.equal(hpr.steer(ref, T=1e6), ref)
     with pytest.warns(
-        UserWarning, match=r"HPR on split 'only' moves .* its gate leaves them alone"
+        UserWarning,
+        match=r"HPR on split 'only' moves .* leaves them where they are \(a closed gate",
     ):
         ts = runner._candidates(task, model, "HPR", hpr, split, HOOK, ref, norm, cfg)
     assert ts == [runner.UNMATCHED_T]

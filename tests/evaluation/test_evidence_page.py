@@ -102,6 +102,8 @@ def test_page_from_run_folders(tmp_path: Path) -> None:
                 f"smollm2:behaviors={tmp_path / 'runs' / 'beh'}",
                 "--out",
                 str(page),
+                "--figures",
+                "smollm2:truthfulqa_mc",
             ]
         )
         == 0
@@ -115,8 +117,8 @@ def test_page_from_run_folders(tmp_path: Path) -> None:
         "| smollm2 | truthfulqa_mc | all | mc2 | CAA | +0.0021 [-0.0040, +0.0081] | 817 | "
         "±0.0090 | **tie (could have detected ±0.009)** |"
     ]
-    # The commit and wall time of the process that finished (rc 0), not of the killed one.
-    assert "Commit `bbbbbbb`" in text and "wall time 1 h 02 min" in text
+    # A resumed run: both processes' commits, and their wall times added up.
+    assert "Commits `aaaaaaa`, `bbbbbbb` (a resumed run" in text and "wall time 1 h 07 min" in text
     assert "--methods none,CAA,ODESteer --out runs/mc" in text
     assert "smollm2 / behaviors: not finished.** The resumable store holds 1 scored part" in text
     figure = page.parent / "evidence" / "smollm2" / "truthfulqa_mc" / "steerability.png"
