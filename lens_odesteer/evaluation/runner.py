@@ -79,9 +79,9 @@ from lens_odesteer.evaluation.side_effects import (
 )
 from lens_odesteer.evaluation.store import PartStore, write_csv, write_json
 from lens_odesteer.evaluation.strength import (
+    _solve_displacement,
     calibrate_kl,
     mean_displacement,
-    solve_T_for_displacement,
 )
 from lens_odesteer.evaluation.summary import baseline_pairs, paired_differences, summarize
 from lens_odesteer.evaluation.tasks import make_task
@@ -604,7 +604,8 @@ def _extra_metrics(units: pd.DataFrame, task: Task) -> tuple[str, ...]:
 
 
 #: A candidate strength that moves the validation activations by less than this share of its
-#: target is not a match: the method's gate is closed on them (see :func:`_candidates`).
+#: target is not a match: a closed gate or a vanishing field leaves them where they are (see
+#: :func:`_candidates`).
 UNMOVED = 0.01
 #: The strength used then: every method's native unit (HPR's published angle scale, Spherical
 #: Steering's full rotation of a fully gated row).
@@ -636,8 +637,7 @@ def _candidates(
     fracs = cfg.grid if cfg.strength == "grid" else cfg.grid[:1]
     ts = []
     for f in fracs:
-        t = solve_T_for_displacement(steerer, ref, f * norm, t_max=t_max)
-        moved = mean_displacement(steerer, ref, t)
+        t, moved = _solve_displacement(steerer, ref, f * norm, t_max=t_max)
         if t_max is None and moved < UNMOVED * f * norm:
             # A gated method (HPR, Spherical Steering) whose gate leaves every validation
             # activation alone, or a field that vanishes on all of them (ODESteer's default

@@ -117,18 +117,29 @@ def solve_T_for_displacement(
     For methods that saturate (LinAcT/MiMiC capped at ``t_max``, or ODESteer with a margin whose
     rows all reach it) the largest reachable ``T`` is returned.
     """
+    return _solve_displacement(steerer, acts, target, t_max=t_max, rel_tol=rel_tol)[0]
+
+
+def _solve_displacement(
+    steerer: AbstractSteerer,
+    acts: Tensor,
+    target: float,
+    *,
+    t_max: float | None = None,
+    rel_tol: float = 0.005,
+) -> tuple[float, float]:
+    """:func:`solve_T_for_displacement` and the mean displacement it reached at that ``T``."""
     t_init = 1.0
     probe = mean_displacement(steerer, acts, 1.0)
     if probe > 0 and math.isfinite(probe):
         t_init = max(target / probe, 1e-6)  # exact for one-step constant fields
-    t, _ = solve_monotone(
+    return solve_monotone(
         lambda t: mean_displacement(steerer, acts, t),
         target,
         t_max=t_max,
         t_init=t_init,
         rel_tol=rel_tol,
     )
-    return t
 
 
 def mean_next_token_kl(
