@@ -23,9 +23,11 @@ import re
 import shutil
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+from run_log import read_processes, written_at
 
 from lens_odesteer.evaluation.tasks import task_class
 
@@ -50,31 +52,24 @@ class Run:
         return (self.folder / "results.json").exists()
 
 
-def parse_time(path: Path) -> tuple[str, str, float | None]:
+def parse_time(path: Path, written: datetime | None) -> tuple[str, str, float | None]:
     """``(commits, options, wall_s)`` from a ``.time`` file.
 
     A resumed run has several processes: the wall times of all of them add up, the commits of
     all of them are listed (the later ones reused the earlier ones' parts), and the options are
-    the last finished process's.
+    the last finished process's. With ``written`` (when ``results.json`` was written), processes
+    that started later did not make the results and are left out.
     """
-    commits: list[str] = []
-    options, total, finished = "", 0.0, False
-    start: tuple[str, str] | None = None
-    for line in path.read_text().splitlines():
-        m = re.match(r"start (\S+) (.*) (\d{4}-\d\d-\d\dT\S+) commit (\w+)$", line)
-        if m:
-            start = (m.group(4), f"{m.group(1)} {m.group(2)}".strip())
-            continue
-        m = re.match(r"end \S+ rc (\d+) wall_s (\d+)", line)
-        if m and start is not None:
-            total += float(m.group(2))
-            if start[0] not in commits:
-                commits.append(start[0])
-            if m.group(1) == "0":
-                options, finished = start[1], True
+    ended = [
+        p
+        for p in read_processes(path)
+        if p.wall_s is not None and (written is None or p.started <= written)
+    ]
+    finished = [p for p in ended if p.rc == "0"]
     if not finished:
         return "unknown", "", None
-    return ", ".join(commits), options, total
+    commits = ", ".join(dict.fromkeys(p.commit for p in ended))
+    return commits, finished[-1].options, sum(p.wall_s or 0.0 for p in ended)
 
 
 def load_run(spec: str) -> Run:
@@ -88,7 +83,9 @@ def load_run(spec: str) -> Run:
         sys.exit(f"--run {spec!r}: {folder!r} is not a folder")
     timing = run.folder.with_name(run.folder.name + ".time")
     if timing.exists():
-        run.commit, options, run.wall_s = parse_time(timing)
+        results = run.folder / "results.json"
+        written = written_at(results) if results.exists() else None
+        run.commit, options, run.wall_s = parse_time(timing, written)
         if options:
             # The .time line lost the shell quoting of JSON values such as behaviors=["x"].
             words = [f"'{w}'" if re.search(r'[\[\]"]', w) else w for w in options.split()]

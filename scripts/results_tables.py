@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from run_log import Process, read_processes, written_at
 
 from lens_odesteer.evaluation.methods import ALL_METHODS
 from lens_odesteer.evaluation.summary import paired_differences
@@ -131,41 +132,29 @@ class Run:
         self.seed = int(self.results["config"]["seed"])
         self.wall_s = self._wall(runs)
 
-    def _wall(self, runs: Path) -> tuple[float, str]:
+    def _processes(self, runs: Path) -> list[Process]:
         timing = runs / f"{self.task}.time"
-        if timing.exists():
-            # Only the processes that ended by the time these results were written (a later
-            # process, e.g. a longer run with more methods that was stopped, did not make them).
-            written = datetime.fromtimestamp(
-                (self.folder / "results.json").stat().st_mtime, timezone.utc
-            )
-            walls = [
-                float(w)
-                for end, w in re.findall(
-                    r"^end (\S+) rc \S+ wall_s (\d+)", timing.read_text(), re.M
-                )
-                if datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-                <= written + timedelta(minutes=2)
-            ]
-            if walls:
-                # A resumed run: the processes add up (the earlier ones were cut short).
-                return sum(walls), "process" if len(walls) == 1 else f"{len(walls)} processes"
+        return read_processes(timing) if timing.exists() else []
+
+    def _wall(self, runs: Path) -> tuple[float, str]:
+        # Only the processes that ended by the time these results were written (a later
+        # process, e.g. a longer run with more methods that was stopped, did not make them).
+        written = written_at(self.folder / "results.json")
+        walls = [
+            p.wall_s
+            for p in self._processes(runs)
+            if p.ended is not None and p.wall_s is not None
+            and p.ended <= written + timedelta(minutes=2)
+        ]  # fmt: skip
+        if walls:
+            # A resumed run: the processes add up (the earlier ones were cut short).
+            return sum(walls), "process" if len(walls) == 1 else f"{len(walls)} processes"
         return float(self.results["wall_s"]), "evaluation"
 
     def commits(self, runs: Path) -> list[str]:
         """The commits of the processes that made these results, from ``<task>.time``."""
-        timing = runs / f"{self.task}.time"
-        if not timing.exists():
-            return []
-        written = datetime.fromtimestamp(
-            (self.folder / "results.json").stat().st_mtime, timezone.utc
-        )
-        found = []
-        for stamp, sha in re.findall(r"^start .*?(\S+Z) commit (\w+)$", timing.read_text(), re.M):
-            when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-            if when <= written:
-                found.append(sha)
-        return list(dict.fromkeys(found))
+        written = written_at(self.folder / "results.json")
+        return list(dict.fromkeys(p.commit for p in self._processes(runs) if p.started <= written))
 
     @property
     def methods(self) -> list[str]:
@@ -415,17 +404,12 @@ def unfinished_note(task: str, runs_dir: Path, commit: str) -> str:
     timing, log = runs_dir / f"{task}.time", runs_dir / f"{task}.log"
     if not timing.exists():
         return f"Not run at commit `{commit}`."
-    text = timing.read_text()
-    walls = [float(w) for w in re.findall(r"wall_s (\d+)", text)]
-    running = text.count("start ") - len(walls)
+    processes = read_processes(timing)
+    walls = [p.wall_s for p in processes if p.wall_s is not None]
+    running = len(processes) - len(walls)
     if running:
         # The last process has no end line yet: count it up to now.
-        started = re.findall(r"^start .*?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)", text, re.M)
-        if started:
-            since = datetime.strptime(started[-1], "%Y-%m-%dT%H:%M:%SZ").replace(
-                tzinfo=timezone.utc
-            )
-            walls.append((datetime.now(timezone.utc) - since).total_seconds())
+        walls.append((datetime.now(timezone.utc) - processes[-1].started).total_seconds())
     done: dict[str, list[str]] = {}
     if log.exists():
         for split, method in re.findall(
