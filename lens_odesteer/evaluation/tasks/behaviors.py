@@ -133,7 +133,8 @@ class Behaviors(Task):
 
     Args:
         data_dir: folder holding ``caa/<behaviour>/`` (default: the shared data).
-        behaviors: behaviour names (folders of ``caa/``).
+        behaviors: behaviour names (folders of ``caa/``), among the seven CAA sets that
+            :data:`INSTRUCTIONS` covers (the prompting baselines need their instructions).
         n_fit: ``generate_dataset.json`` items used for fitting, per behaviour (None: every
             item not used for validation, 290 to 1,000 per behaviour with the CAA data).
         n_val: further items used to choose ``T`` (with ``n_fit`` None: the last ``n_val``).
